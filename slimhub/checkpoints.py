@@ -1,0 +1,160 @@
+"""Reading Slim checkpoints and matching them to a module's variables.
+
+A module restores every one of its variables from the checkpoint key of the
+same name (or, for EMA checkpoints, from ``<name>/ExponentialMovingAverage``).
+Keys the module does not need -- aux heads, ``global_step``, optimizer slots,
+EMA shadows -- are ignored. A needed key that is missing or has another
+shape is an error that names each such variable, raised before anything is
+written.
+"""
+
+import dataclasses
+import os
+import re
+
+import tensorflow as tf
+
+EMA_SUFFIX = "/ExponentialMovingAverage"
+USE_EMA_CHOICES = ("auto", "yes", "no")
+
+# Checkpoint keys a module never needs, with the reason shown to the user.
+_UNUSED_KEY_KINDS = (
+    (re.compile(r"(^|/)(AuxLogits|aux_\d+)(/|$)"), "aux head"),
+    (re.compile(r"(^|/)global_step$"), "global_step"),
+    (re.compile(r"/(Momentum|RMSProp(_1)?|Adam(_1)?|Adagrad|Ftrl(_1)?|"
+                r"ExponentialMovingAverage(_1)?)$"), "optimizer slot or EMA"),
+    (re.compile(r"(^|/)(beta1_power|beta2_power)$"), "optimizer slot or EMA"),
+)
+
+
+class CheckpointError(ValueError):
+  """A checkpoint that cannot be read or does not fit the module."""
+
+
+def resolve_prefix(path):
+  """The checkpoint prefix for `path`: a prefix, or a directory holding one.
+
+  A directory resolves through its `checkpoint` state file, else to its only
+  `*.index` file. Raises CheckpointError naming what is wrong.
+  """
+  path = os.fspath(path)
+  if os.path.isdir(path):
+    latest = tf.train.latest_checkpoint(path)
+    if latest:
+      return latest
+    indexes = sorted(name[:-len(".index")] for name in os.listdir(path)
+                     if name.endswith(".index"))
+    if len(indexes) == 1:
+      return os.path.join(path, indexes[0])
+    if not indexes:
+      raise CheckpointError(f"No checkpoint (*.index file) in directory {path}")
+    raise CheckpointError(
+        f"Directory {path} holds several checkpoints ({', '.join(indexes)}); "
+        "pass the prefix of one, e.g. "
+        f"{os.path.join(path, indexes[-1])}")
+  if os.path.exists(path + ".index"):
+    return path
+  if path.endswith(".index") and os.path.exists(path):
+    return path[:-len(".index")]
+  if os.path.exists(path):
+    raise CheckpointError(
+        f"{path} is not a checkpoint prefix (expected {path}.index next to "
+        "its data files)")
+  raise CheckpointError(f"Checkpoint {path} does not exist (no {path}.index)")
+
+
+def read_shapes(prefix):
+  """{key: shape list} of every tensor in the checkpoint at `prefix`."""
+  try:
+    return {name: list(shape) for name, shape in tf.train.list_variables(prefix)}
+  except (tf.errors.OpError, ValueError) as error:
+    message = getattr(error, "message", str(error)).splitlines()[0]
+    raise CheckpointError(
+        f"Cannot read checkpoint {prefix}: {message}") from None
+
+
+def unused_reason(key):
+  """Why a module never needs checkpoint key `key`, or None if it might."""
+  for pattern, reason in _UNUSED_KEY_KINDS:
+    if pattern.search(key):
+      return reason
+  return None
+
+
+@dataclasses.dataclass(frozen=True)
+class RestorePlan:
+  """Which checkpoint key restores which module variable.
+
+  keys: {variable op name: checkpoint key}.
+  ignored: checkpoint keys the module does not use.
+  used_ema: whether any key is an EMA shadow.
+  """
+  prefix: str
+  keys: dict
+  ignored: tuple
+  used_ema: bool
+
+  def summary(self):
+    """The one-line note printed for ignored keys."""
+    if not self.ignored:
+      return f"All {len(self.keys)} checkpoint variables used."
+    reasons = {}
+    for key in self.ignored:
+      reason = unused_reason(key) or "not in the module"
+      reasons[reason] = reasons.get(reason, 0) + 1
+    detail = ", ".join(f"{count} {reason}" for reason, count in
+                       sorted(reasons.items()))
+    ema = " (restored from EMA shadows)" if self.used_ema else ""
+    return (f"Using {len(self.keys)} checkpoint variables{ema}; ignoring "
+            f"{len(self.ignored)} not needed by the module: {detail}.")
+
+
+def _listing(items, limit=25):
+  lines = [f"  {item}" for item in items[:limit]]
+  if len(items) > limit:
+    lines.append(f"  ... and {len(items) - limit} more")
+  return lines
+
+
+def plan_restore(variable_shapes, checkpoint, use_ema="auto"):
+  """Matches {variable name: shape} to the checkpoint; a RestorePlan.
+
+  use_ema: "auto" restores `<name>/ExponentialMovingAverage` where present,
+  "yes" requires such shadows, "no" ignores them.
+  Raises CheckpointError naming every missing or misshapen variable.
+  """
+  if use_ema not in USE_EMA_CHOICES:
+    raise CheckpointError(
+        f"use_ema must be one of {USE_EMA_CHOICES}, not {use_ema!r}")
+  prefix = resolve_prefix(checkpoint)
+  available = read_shapes(prefix)
+  has_shadows = any(key.endswith(EMA_SUFFIX) for key in available)
+  if use_ema == "yes" and not has_shadows:
+    raise CheckpointError(
+        f"--use_ema=yes but checkpoint {prefix} has no "
+        f"'*{EMA_SUFFIX}' variables")
+  keys, missing, misshapen = {}, [], []
+  for name, shape in sorted(variable_shapes.items()):
+    key = name
+    if use_ema != "no" and name + EMA_SUFFIX in available:
+      key = name + EMA_SUFFIX
+    if key not in available:
+      missing.append(name)
+    elif available[key] != list(shape):
+      misshapen.append(f"{key}: checkpoint {available[key]}, "
+                       f"module {list(shape)}")
+    else:
+      keys[name] = key
+  if missing or misshapen:
+    lines = [f"Checkpoint {prefix} does not fit the module:"]
+    if missing:
+      lines.append(f"{len(missing)} variable(s) missing from the checkpoint:")
+      lines += _listing(missing)
+    if misshapen:
+      lines.append(f"{len(misshapen)} variable(s) with another shape:")
+      lines += _listing(misshapen)
+    raise CheckpointError("\n".join(lines))
+  used = set(keys.values())
+  ignored = tuple(sorted(key for key in available if key not in used))
+  return RestorePlan(prefix=prefix, keys=keys, ignored=ignored,
+                     used_ema=any(k.endswith(EMA_SUFFIX) for k in used))

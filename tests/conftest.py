@@ -1,0 +1,50 @@
+"""Shared fixtures and the slow tier.
+
+Tests marked ``@pytest.mark.slow`` run with ``--slow=all``; by default
+(``--slow=sample``) only those marked ``slow(sample=True)`` run, which is what
+CI does; ``--slow=skip`` leaves all of them out for a quick local loop.
+"""
+
+import pytest
+
+import reference_data
+
+
+def pytest_addoption(parser):
+  parser.addoption(
+      "--slow", choices=("skip", "sample", "all"), default="sample",
+      help="slow tier: skip it, run its CI sample (default), or run all")
+
+
+def pytest_collection_modifyitems(config, items):
+  mode = config.getoption("--slow")
+  for item in items:
+    marker = item.get_closest_marker("slow")
+    if marker is None or mode == "all":
+      continue
+    if mode == "sample" and marker.kwargs.get("sample"):
+      continue
+    item.add_marker(pytest.mark.skip(
+        reason=f"slow tier (--slow={mode}); run with --slow=all"))
+
+
+@pytest.fixture(scope="session")
+def reference_checkpoint(tmp_path_factory):
+  """Returns a function stem -> prefix of the stem's deterministic checkpoint.
+
+  Written once per session from the reference variable list (aux heads and
+  global_step included, like a real Slim checkpoint).
+  """
+  from slimhub import deterministic  # pylint: disable=g-import-not-at-top
+  cache = {}
+  root = tmp_path_factory.mktemp("reference_checkpoints")
+
+  def checkpoint(stem):
+    if stem not in cache:
+      meta, _ = reference_data.load(stem)
+      cache[stem] = deterministic.write_checkpoint(
+          meta["checkpoint_variables"], reference_data.SEED,
+          str(root / stem / "model.ckpt"))
+    return cache[stem]
+
+  return checkpoint
