@@ -6,6 +6,7 @@ restored by name, on inputs in [0, 1].
 """
 
 import dataclasses
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -17,49 +18,91 @@ from slimhub import slim_nets
 
 @dataclasses.dataclass
 class NetGraph:
+  """A built net. batch_norm_momentum is its decay input, if it has one."""
   graph: tf.Graph
   images: tf.Tensor
   output: slim_nets.NetOutput
   features: tf.Tensor
+  batch_norm_momentum: Optional[tf.Tensor] = None
 
   def variable_shapes(self):
     """{op name: shape} of the graph's global variables."""
-    with self.graph.as_default():
-      return {v.op.name: v.shape.as_list()
-              for v in tf.compat.v1.global_variables()}
+    return {v.op.name: v.shape.as_list() for v in self._variables()}
+
+  def moving_statistics(self):
+    """Op names of the BN moving_mean/moving_variance variables."""
+    return sorted(v.op.name for v in self._variables()
+                  if v.op.name.endswith(("/moving_mean", "/moving_variance")))
+
+  def update_ops(self):
+    return self.graph.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
+
+  def _variables(self):
+    return self.graph.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES)
 
 
 def build(net, *, num_classes, image_size=None, is_training=False,
-          batch_norm_decay=None, preprocessing_kind=None):
-  """Builds `net` (a SlimNet or its name) in a new graph on [0, 1] inputs."""
+          batch_norm_decay=None, momentum_input=False,
+          preprocessing_kind=None):
+  """Builds `net` (a SlimNet or its name) in a new graph on [0, 1] inputs.
+
+  The BN decay is `batch_norm_decay` (default: the net's Slim value), or with
+  `momentum_input` a scalar placeholder_with_default fed at run time.
+  """
   if isinstance(net, str):
     net = slim_nets.get(net)
   graph = tf.Graph()
-  with graph.as_default():
+  with graph.as_default(), tf.compat.v1.variable_scope("", use_resource=True):
     images = tf.compat.v1.placeholder(
         tf.float32, [None, image_size, image_size, 3], name="images")
+    decay = net.bn_decay if batch_norm_decay is None else batch_norm_decay
+    momentum = None
+    if momentum_input:
+      momentum = tf.compat.v1.placeholder_with_default(
+          tf.constant(decay, tf.float32), [], name="batch_norm_momentum")
+      decay = momentum
     net_input = preprocessing.to_net_range(
         images, preprocessing_kind or net.preprocessing)
-    output = net.build(
-        net_input, num_classes=num_classes, is_training=is_training,
-        batch_norm_decay=(net.bn_decay if batch_norm_decay is None
-                          else batch_norm_decay))
+    output = net.build(net_input, num_classes=num_classes,
+                       is_training=is_training, batch_norm_decay=decay)
     features = tf.reshape(output.features, [-1, net.num_features])
   return NetGraph(graph=graph, images=images, output=output,
-                  features=features)
+                  features=features, batch_norm_momentum=momentum)
+
+
+def _restored_session(net_graph, checkpoint, use_ema):
+  plan = checkpoints.plan_restore(net_graph.variable_shapes(), checkpoint,
+                                  use_ema)
+  by_name = {v.op.name: v for v in net_graph._variables()}  # pylint: disable=protected-access
+  session = tf.compat.v1.Session(graph=net_graph.graph)
+  with net_graph.graph.as_default():
+    saver = tf.compat.v1.train.Saver(
+        {key: by_name[name] for name, key in plan.keys.items()})
+    saver.restore(session, plan.prefix)
+  return session
 
 
 def run(net_graph, checkpoint, images, use_ema="auto"):
   """Restores `checkpoint` into `net_graph`; {"features", "logits"} arrays."""
-  plan = checkpoints.plan_restore(net_graph.variable_shapes(), checkpoint,
-                                  use_ema)
-  with net_graph.graph.as_default():
-    by_name = {v.op.name: v for v in tf.compat.v1.global_variables()}
-    saver = tf.compat.v1.train.Saver(
-        {key: by_name[name] for name, key in plan.keys.items()})
-    fetches = {"features": net_graph.features}
-    if net_graph.output.logits is not None:
-      fetches["logits"] = net_graph.output.logits
-    with tf.compat.v1.Session(graph=net_graph.graph) as session:
-      saver.restore(session, plan.prefix)
-      return session.run(fetches, {net_graph.images: np.asarray(images)})
+  fetches = {"features": net_graph.features}
+  if net_graph.output.logits is not None:
+    fetches["logits"] = net_graph.output.logits
+  with _restored_session(net_graph, checkpoint, use_ema) as session:
+    return session.run(fetches, {net_graph.images: np.asarray(images)})
+
+
+def update_step(net_graph, checkpoint, images, momentum, use_ema="auto"):
+  """{moving statistic: change} after running UPDATE_OPS once at `momentum`.
+
+  Starts from the restored checkpoint; needs a graph built with
+  momentum_input=True.
+  """
+  by_name = {v.op.name: v for v in net_graph._variables()}  # pylint: disable=protected-access
+  names = net_graph.moving_statistics()
+  with _restored_session(net_graph, checkpoint, use_ema) as session:
+    before = session.run({name: by_name[name] for name in names})
+    session.run(net_graph.update_ops(),
+                {net_graph.images: np.asarray(images),
+                 net_graph.batch_norm_momentum: momentum})
+    after = session.run({name: by_name[name] for name in names})
+  return {name: after[name] - before[name] for name in names}

@@ -7,6 +7,7 @@ deterministic checkpoint must equal the reference Slim outputs.
 
 import re
 
+import numpy as np
 import pytest
 
 import reference_data
@@ -83,3 +84,47 @@ def test_outputs_match_golden(stem, reference_checkpoint):
   assert reference_data.relative_error(
       features["features"], golden["feature_vector"]) < TOLERANCE
   assert "logits" not in features
+
+
+@pytest.mark.parametrize("stem", _params(True))
+def test_batch_norm_momentum_tensor_reaches_every_batch_norm(
+    stem, reference_checkpoint):
+  """With is_training=True, one UPDATE_OPS run at momentum 0.5 moves every
+  moving statistic 50x as far as at momentum 0.99: (1-0.5)/(1-0.99)."""
+  net = slim_nets.get(catalog.find(stem).net)
+  if net.bn_decay is None:
+    pytest.skip(f"{net.name} has no batch norm")
+  meta, golden = reference_data.load(stem)
+  graph = net_graph.build(net, num_classes=0, image_size=meta["image_size"],
+                          is_training=True, momentum_input=True)
+  moving = graph.moving_statistics()
+  assert moving, "no moving statistics in the train graph"
+  assert len(graph.update_ops()) == len(moving)
+  steps = {momentum: net_graph.update_step(
+      graph, reference_checkpoint(stem), golden["images"], momentum)
+           for momentum in (0.5, 0.99)}
+  for name in moving:
+    big, small = steps[0.5][name], steps[0.99][name]
+    assert np.allclose(big, 50.0 * small, rtol=1e-2,
+                       atol=1e-3 * np.abs(big).max() + 1e-7), name
+
+
+@pytest.mark.parametrize("stem", _params(True))
+def test_variable_size_nets_run_on_other_sizes(stem, reference_checkpoint):
+  """Nets the catalogue makes variable-size accept unknown height/width and
+  keep num_features on a larger and a non-square input."""
+  net = slim_nets.get(catalog.find(stem).net)
+  if not net.variable_size:
+    pytest.skip(f"{net.name} is fixed-size")
+  meta, golden = reference_data.load(stem)
+  size = meta["image_size"]
+  graph = net_graph.build(net, num_classes=0, image_size=None,
+                          preprocessing_kind=meta["preprocessing"])
+  at_default = net_graph.run(graph, reference_checkpoint(stem),
+                             golden["images"])
+  assert reference_data.relative_error(
+      at_default["features"], golden["feature_vector"]) < TOLERANCE
+  other = np.resize(golden["images"], (2, size + 32, size + 64, 3))
+  features = net_graph.run(graph, reference_checkpoint(stem), other)
+  assert features["features"].shape == (2, net.num_features)
+  assert np.all(np.isfinite(features["features"]))
