@@ -158,3 +158,23 @@ def plan_restore(variable_shapes, checkpoint, use_ema="auto"):
   ignored = tuple(sorted(key for key in available if key not in used))
   return RestorePlan(prefix=prefix, keys=keys, ignored=ignored,
                      used_ema=any(k.endswith(EMA_SUFFIX) for k in used))
+
+
+def load_tensors(plan):
+  """{variable name: eager tensor} of every variable in `plan`."""
+  reader = tf.train.load_checkpoint(plan.prefix)
+  dtypes = reader.get_variable_to_dtype_map()
+  names = sorted(plan.keys)
+  keys = [plan.keys[name] for name in names]
+  tensors = tf.raw_ops.RestoreV2(
+      prefix=plan.prefix, tensor_names=keys, shape_and_slices=[""] * len(keys),
+      dtypes=[dtypes[key] for key in keys])
+  return dict(zip(names, tensors))
+
+
+def write_renamed(plan, prefix):
+  """Writes the planned variables as a V2 checkpoint keyed by variable name."""
+  tensors = load_tensors(plan)
+  tf.raw_ops.SaveV2(prefix=prefix, tensor_names=list(tensors),
+                    shape_and_slices=[""] * len(tensors),
+                    tensors=list(tensors.values()))

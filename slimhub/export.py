@@ -1,0 +1,164 @@
+"""Exporting one catalogue module from a Slim checkpoint (library API).
+
+    export_module("mobilenet_v1_050_160", "feature_vector", 3,
+                  checkpoint="ckpt/mobilenet_v1_0.5_160.ckpt",
+                  export_dir="out/fv3")
+
+Everything that can be checked is checked before the first byte is written:
+the catalogue name, kind and version, the export directory, the checkpoint
+(readable, every needed variable present with the right shape). The module
+is then written into a staging directory and renamed into place.
+"""
+
+import dataclasses
+import json
+import os
+from typing import Callable, Optional
+
+import tensorflow as tf
+
+from slimhub import catalog
+from slimhub import checkpoints
+from slimhub import module_fn as module_fn_lib
+from slimhub import preprocessing
+from slimhub.formats import atomic
+from slimhub.formats import tf1_hub
+
+METADATA_FILE = os.path.join("assets.extra", "slimhub_metadata.json")
+
+
+class ExportError(ValueError):
+  """An export that cannot proceed; the message names the problem."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+  export_dir: str
+  handle: str
+  version: int
+  format: str
+  options: module_fn_lib.ModuleOptions
+  restore_summary: str
+
+
+def _num_classes_from_checkpoint(net, shapes):
+  for key in (net.logits_variable,
+              net.logits_variable + checkpoints.EMA_SUFFIX):
+    if key in shapes:
+      return shapes[key][-1]
+  return None
+
+
+def metadata(entry, kind, spec, options, plan):
+  """The slimhub metadata stored with every module (assets.extra)."""
+  label_offset = 1 if options.num_classes == 1000 else 0
+  return {
+      "handle": entry.handle(kind, spec.version),
+      "version": spec.version,
+      "format": spec.format,
+      "net": options.net.name,
+      "kind": kind,
+      "default_image_size": [options.image_size, options.image_size],
+      "variable_input_size": options.variable_size,
+      "num_features": options.net.num_features,
+      "num_classes": options.num_classes if kind == catalog.CLASSIFICATION
+                     else None,
+      "label_offset": label_offset if kind == catalog.CLASSIFICATION else None,
+      "label_note": ("logit i is ImageNet class i+1 of the 1001-entry "
+                     "ImageNetLabels.txt (no background class)"
+                     if label_offset else
+                     "logit 0 is 'background', then the 1000 ImageNet classes"),
+      "preprocessing": options.preprocessing,
+      "input_range": [0.0, 1.0],
+      "batch_norm_momentum_default": (catalog.FINE_TUNING_BN_MOMENTUM
+                                      if options.bn_hparams
+                                      else options.net.bn_decay),
+      "end_point_prefix": options.net.scope,
+      "checkpoint": os.path.basename(plan.prefix),
+      "restored_from_ema": plan.used_ema,
+      "training_note": entry.training_note,
+      "slimhub_version": _slimhub_version(),
+      "tensorflow_version": tf.__version__,
+  }
+
+
+def _slimhub_version():
+  import slimhub  # pylint: disable=g-import-not-at-top
+  return slimhub.__version__
+
+
+def prepare(net, kind, version, checkpoint, *, num_classes=None,
+            preprocessing_kind=None):
+  """Checks the request; returns (entry, VersionSpec, ModuleOptions, prefix).
+
+  Raises ExportError (unknown net, kind, version; unsupported entry;
+  unreadable checkpoint).
+  """
+  try:
+    entry = catalog.find(net)
+    spec = catalog.version_spec(entry, version)
+  except (KeyError, ValueError) as error:
+    raise ExportError(str(error).strip('"')) from None
+  if entry.unsupported:
+    raise ExportError(f"{entry.name} cannot be exported: {entry.unsupported}")
+  if kind not in entry.kinds:
+    raise ExportError(f"{entry.name} has no {kind!r} module; kinds: "
+                      f"{', '.join(entry.kinds)}")
+  if preprocessing_kind and preprocessing_kind not in preprocessing.CHOICES:
+    raise ExportError(f"Unknown preprocessing {preprocessing_kind!r}; "
+                      f"choose one of {', '.join(preprocessing.CHOICES)}")
+  try:
+    prefix = checkpoints.resolve_prefix(checkpoint)
+    shapes = checkpoints.read_shapes(prefix)
+  except checkpoints.CheckpointError as error:
+    raise ExportError(str(error)) from None
+  options = module_fn_lib.options_for(entry, kind, version)
+  if kind == catalog.CLASSIFICATION and num_classes is None:
+    num_classes = _num_classes_from_checkpoint(options.net, shapes)
+  options = dataclasses.replace(
+      options, num_classes=num_classes or options.num_classes,
+      preprocessing=preprocessing_kind or options.preprocessing)
+  return entry, spec, options, prefix
+
+
+def export_module(net, kind, version, checkpoint, export_dir, *,
+                  overwrite=False, use_ema="auto", num_classes=None,
+                  preprocessing_kind=None,
+                  log: Optional[Callable[[str], None]] = None):
+  """Exports catalogue module `net`/`kind` at `version` to `export_dir`."""
+  log = log or (lambda message: None)
+  entry, spec, options, prefix = prepare(
+      net, kind, version, checkpoint, num_classes=num_classes,
+      preprocessing_kind=preprocessing_kind)
+  try:
+    atomic.check_target(export_dir, overwrite)
+  except atomic.ExportDirError as error:
+    raise ExportError(str(error)) from None
+  handle = entry.handle(kind, version)
+  log(f"Building {handle} ({spec.format}) from {prefix}")
+  if spec.format != catalog.TF1_HUB:
+    raise ExportError(f"Version {version} ({spec.format}) is not supported "
+                      "by this build of slimhub")
+  meta_graphs, variables = tf1_hub.build_meta_graphs(
+      lambda is_training: module_fn_lib.module_fn(options, is_training))
+  try:
+    plan = checkpoints.plan_restore(variables, prefix, use_ema)
+  except checkpoints.CheckpointError as error:
+    raise ExportError(str(error)) from None
+  log(plan.summary())
+  with atomic.atomic_directory(export_dir, overwrite) as staging:
+    tf1_hub.write_module(staging, meta_graphs,
+                         lambda path: checkpoints.write_renamed(plan, path))
+    _write_metadata(staging, metadata(entry, kind, spec, options, plan))
+  log(f"Wrote {handle} to {os.path.abspath(export_dir)}")
+  return ExportResult(export_dir=os.path.abspath(export_dir), handle=handle,
+                      version=version, format=spec.format, options=options,
+                      restore_summary=plan.summary())
+
+
+def _write_metadata(directory, data):
+  path = os.path.join(directory, METADATA_FILE)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "w") as f:
+    json.dump(data, f, indent=2, sort_keys=True)
+    f.write("\n")

@@ -1,0 +1,73 @@
+"""Atomic export directories: a module appears complete or not at all.
+
+Writers fill a temporary sibling of the target (same filesystem), which is
+renamed into place only after everything was written. A crash or SIGKILL
+leaves the target untouched; the orphaned temporary directory is removed by
+the next export to the same target.
+"""
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+
+
+class ExportDirError(ValueError):
+  """The export target cannot be used."""
+
+
+def check_target(target, overwrite):
+  """Raises ExportDirError if writing `target` would clobber something."""
+  target = os.path.abspath(target)
+  if os.path.isfile(target):
+    raise ExportDirError(f"--export_dir {target} is a file, not a directory")
+  if os.path.isdir(target) and os.listdir(target) and not overwrite:
+    raise ExportDirError(
+        f"--export_dir {target} exists and is not empty; pass --overwrite "
+        "to replace it")
+
+
+def _pid_alive(pid):
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
+def _remove_orphans(parent, base):
+  pattern = re.compile(re.escape(f".{base}.tmp-") + r"(\d+)-")
+  for name in os.listdir(parent):
+    match = pattern.match(name)
+    if match and not _pid_alive(int(match.group(1))):
+      shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_directory(target, overwrite=False):
+  """Yields a temporary directory that becomes `target` on success."""
+  target = os.path.abspath(target)
+  check_target(target, overwrite)
+  parent, base = os.path.split(target)
+  os.makedirs(parent, exist_ok=True)
+  _remove_orphans(parent, base)
+  staging = tempfile.mkdtemp(prefix=f".{base}.tmp-{os.getpid()}-", dir=parent)
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(staging, 0o777 & ~umask)
+  try:
+    yield staging
+    check_target(target, overwrite)
+    if os.path.isdir(target):
+      retired = staging + ".old"
+      os.rename(target, retired)
+      os.rename(staging, target)
+      shutil.rmtree(retired)
+    else:
+      os.rename(staging, target)
+  except BaseException:
+    shutil.rmtree(staging, ignore_errors=True)
+    raise
