@@ -48,3 +48,23 @@ def reference_checkpoint(tmp_path_factory):
     return cache[stem]
 
   return checkpoint
+
+
+@pytest.fixture(scope="session")
+def exported_module(tmp_path_factory, reference_checkpoint):
+  """Returns a function (stem, kind, version) -> directory of that module,
+  exported once per session from the stem's deterministic checkpoint."""
+  from slimhub import export  # pylint: disable=g-import-not-at-top
+  cache = {}
+  root = tmp_path_factory.mktemp("modules")
+
+  def module(stem, kind, version):
+    key = (stem, kind, version)
+    if key not in cache:
+      target = root / stem / kind / str(version)
+      export.export_module(stem, kind, version, reference_checkpoint(stem),
+                           str(target))
+      cache[key] = str(target)
+    return cache[key]
+
+  return module

@@ -140,3 +140,17 @@ def write_module(directory, meta_graphs, write_variables):
     f.write(saved_model.SerializeToString())
   with open(os.path.join(directory, hub_protos.MODULE_DEF_FILENAME), "wb") as f:
     f.write(hub_protos.module_def_bytes())
+
+
+def read_saved_model(directory):
+  """The SavedModel proto of a module directory."""
+  with open(os.path.join(directory, "saved_model.pb"), "rb") as f:
+    return saved_model_pb2.SavedModel.FromString(f.read())
+
+
+def meta_graph_for(saved_model, tags):
+  """The MetaGraphDef whose tag set equals `tags`; KeyError if none."""
+  for meta_graph in saved_model.meta_graphs:
+    if set(meta_graph.meta_info_def.tags) == set(tags):
+      return meta_graph
+  raise KeyError(f"No graph variant with tags {sorted(tags)}")

@@ -1,0 +1,68 @@
+r"""slimhub-export: one catalogue module from a Slim checkpoint.
+
+  slimhub-export --net=mobilenet_v1_050_160 --kind=feature_vector \
+      --version=3 --checkpoint=ckpt/mobilenet_v1_0.5_160.ckpt \
+      --export_dir=out/mobilenet_v1_050_160/feature_vector/3
+
+Versions 1-3 are TF1 Hub modules (hub.Module), 4-5 TF2 SavedModels
+(hub.KerasLayer). The module lands exactly at --export_dir, atomically;
+nothing is written when the checkpoint does not fit the module.
+"""
+
+from absl import app
+from absl import flags
+
+from slimhub import catalog
+from slimhub import checkpoints
+from slimhub import export as export_lib
+from slimhub import preprocessing
+from slimhub.exporters import common
+
+_NET = flags.DEFINE_string(
+    "net", None, "Catalogue net, e.g. mobilenet_v1_050_160 or "
+    "inaturalist/inception_v3 (see slimhub-catalog).")
+_KIND = flags.DEFINE_enum("kind", None, catalog.KINDS, "Module kind.")
+_VERSION = flags.DEFINE_integer(
+    "version", None, "Module version: 1-3 TF1 Hub format, 4-5 TF2 "
+    "SavedModel; must be one the catalogue lists for the net.")
+_CHECKPOINT = flags.DEFINE_string(
+    "checkpoint", None, "Slim checkpoint prefix (e.g. model.ckpt) or a "
+    "directory holding one.")
+_EXPORT_DIR = flags.DEFINE_string(
+    "export_dir", None, "Directory the module is written to (created; must "
+    "be empty unless --overwrite).")
+_OVERWRITE = flags.DEFINE_bool(
+    "overwrite", False, "Replace an existing, non-empty --export_dir.")
+_USE_EMA = flags.DEFINE_enum(
+    "use_ema", "auto", checkpoints.USE_EMA_CHOICES,
+    "Restore <var>/ExponentialMovingAverage shadows: auto = where present.")
+_PREPROCESSING = flags.DEFINE_enum(
+    "preprocessing", None, preprocessing.CHOICES,
+    "Override the catalogue's input scaling (inception: [-1,1]; vgg: "
+    "x*255 - RGB means), e.g. for a resnet_v1 checkpoint retrained with "
+    "inception preprocessing.")
+
+flags.mark_flags_as_required(
+    ["net", "kind", "version", "checkpoint", "export_dir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  common.quiet_tensorflow()
+  try:
+    export_lib.export_module(
+        _NET.value, _KIND.value, _VERSION.value, _CHECKPOINT.value,
+        _EXPORT_DIR.value, overwrite=_OVERWRITE.value,
+        use_ema=_USE_EMA.value, preprocessing_kind=_PREPROCESSING.value,
+        log=print)
+  except export_lib.ExportError as error:
+    common.fail("slimhub-export", error)
+
+
+def run():
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()

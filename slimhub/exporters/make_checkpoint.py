@@ -1,0 +1,77 @@
+r"""slimhub-make-checkpoint: a deterministic, UNTRAINED Slim checkpoint.
+
+  slimhub-make-checkpoint --net=mobilenet_v1_050_160 --seed=1 \
+      --output=ckpt/model.ckpt
+  slimhub-make-checkpoint --net=pnasnet_large --checkpoint_dir=ckpts
+
+For trying the pipeline without downloads, for tests and demos. The values
+depend only on each variable's name, shape and the seed (the scheme of the
+reference data); they classify nothing. With --checkpoint_dir the
+checkpoint is written where the official tarball would extract it.
+"""
+
+import os
+
+from absl import app
+from absl import flags
+
+from slimhub import catalog
+from slimhub import deterministic
+from slimhub import net_graph
+from slimhub.exporters import common
+
+_NET = flags.DEFINE_string("net", None, "Catalogue net (see slimhub-catalog).")
+_SEED = flags.DEFINE_integer("seed", 1, "Seed of the deterministic values.")
+_OUTPUT = flags.DEFINE_string("output", None, "Checkpoint prefix to write.")
+_CHECKPOINT_DIR = flags.DEFINE_string(
+    "checkpoint_dir", None, "Write at the catalogue's checkpoint path inside "
+    "this directory instead of --output.")
+
+flags.mark_flag_as_required("net")
+flags.mark_flags_as_mutual_exclusive(["output", "checkpoint_dir"],
+                                     required=True)
+
+
+def checkpoint_variables(entry):
+  """[(name, shape)] of a Slim checkpoint for `entry`, with global_step."""
+  from slimhub import slim_nets  # pylint: disable=g-import-not-at-top
+  net = slim_nets.get(entry.net)
+  graph = net_graph.build(net, num_classes=net.num_classes,
+                          image_size=entry.image_size)
+  return sorted(graph.variable_shapes().items()) + [("global_step", [])]
+
+
+def make_checkpoint(net, seed, prefix=None, checkpoint_dir=None):
+  """Writes the deterministic checkpoint of catalogue `net`; its prefix."""
+  entry = catalog.find(net)
+  if entry.unsupported:
+    raise ValueError(f"{entry.name} is not supported: {entry.unsupported}")
+  if prefix is None:
+    if not entry.checkpoint:
+      raise ValueError(f"The catalogue names no checkpoint for {entry.name}; "
+                       "pass --output")
+    prefix = os.path.join(checkpoint_dir, entry.checkpoint)
+  os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
+  return deterministic.write_checkpoint(checkpoint_variables(entry), seed,
+                                        prefix)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  common.quiet_tensorflow()
+  try:
+    prefix = make_checkpoint(_NET.value, _SEED.value, _OUTPUT.value,
+                             _CHECKPOINT_DIR.value)
+  except (KeyError, ValueError) as error:
+    common.fail("slimhub-make-checkpoint", str(error).strip('"'))
+  print(f"Wrote an untrained deterministic checkpoint (seed {_SEED.value}) "
+        f"for {_NET.value} at {prefix}")
+
+
+def run():
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()
