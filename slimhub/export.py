@@ -23,6 +23,7 @@ from slimhub import module_fn as module_fn_lib
 from slimhub import preprocessing
 from slimhub.formats import atomic
 from slimhub.formats import tf1_hub
+from slimhub.formats import tf2_saved_model
 
 METADATA_FILE = os.path.join("assets.extra", "slimhub_metadata.json")
 
@@ -136,24 +137,61 @@ def export_module(net, kind, version, checkpoint, export_dir, *,
     raise ExportError(str(error)) from None
   handle = entry.handle(kind, version)
   log(f"Building {handle} ({spec.format}) from {prefix}")
-  if spec.format != catalog.TF1_HUB:
-    raise ExportError(f"Version {version} ({spec.format}) is not supported "
-                      "by this build of slimhub")
-  meta_graphs, variables = tf1_hub.build_meta_graphs(
-      lambda is_training: module_fn_lib.module_fn(options, is_training))
+  build = _build_tf1 if spec.format == catalog.TF1_HUB else _build_tf2
   try:
-    plan = checkpoints.plan_restore(variables, prefix, use_ema)
+    plan, write = build(options, spec, prefix, use_ema)
   except checkpoints.CheckpointError as error:
     raise ExportError(str(error)) from None
   log(plan.summary())
   with atomic.atomic_directory(export_dir, overwrite) as staging:
-    tf1_hub.write_module(staging, meta_graphs,
-                         lambda path: checkpoints.write_renamed(plan, path))
+    write(staging)
     _write_metadata(staging, metadata(entry, kind, spec, options, plan))
   log(f"Wrote {handle} to {os.path.abspath(export_dir)}")
   return ExportResult(export_dir=os.path.abspath(export_dir), handle=handle,
                       version=version, format=spec.format, options=options,
                       restore_summary=plan.summary())
+
+
+def _build_tf1(options, spec, prefix, use_ema):
+  """Graphs of both variants and the restore plan; (plan, write(dir))."""
+  del spec  # The version is fully described by `options`.
+  meta_graphs, variables = tf1_hub.build_meta_graphs(
+      lambda is_training: module_fn_lib.module_fn(options, is_training))
+  plan = checkpoints.plan_restore(variables, prefix, use_ema)
+
+  def write(directory):
+    tf1_hub.write_module(directory, meta_graphs,
+                         lambda path: checkpoints.write_renamed(plan, path))
+  return plan, write
+
+
+def _build_tf2(options, spec, prefix, use_ema):
+  """The reusable object with restored weights; (plan, write(dir))."""
+  plans = []
+
+  def body(images, momentum, is_training):
+    features, logits, end_points = module_fn_lib.build_net(
+        options, images, momentum, is_training)
+    return {module_fn_lib.DEFAULT: logits if logits is not None else features,
+            **end_points}
+
+  def assign_values(variables):
+    by_name = {v.name[:-len(":0")]: v for v in variables}
+    plan = checkpoints.plan_restore(
+        {name: v.shape.as_list() for name, v in by_name.items()}, prefix,
+        use_ema)
+    for name, value in checkpoints.load_tensors(plan).items():
+      by_name[name].assign(value)
+    plans.append(plan)
+
+  module, input_spec = tf2_saved_model.build(
+      body, options.input_shape, options.image_size, assign_values)
+  serving = (tf2_saved_model.serving_signature(module, input_spec)
+             if spec.serving_default else None)
+
+  def write(directory):
+    tf2_saved_model.save(module, directory, serving)
+  return plans[0], write
 
 
 def _write_metadata(directory, data):
