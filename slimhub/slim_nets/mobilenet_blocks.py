@@ -14,6 +14,7 @@ regular (not depthwise) convs, batch norm with scale and center.
 """
 
 import dataclasses
+import functools
 from typing import Callable, Optional
 
 import numpy as np
@@ -21,6 +22,7 @@ import tensorflow as tf
 import tf_slim as slim
 
 from slimhub.slim_nets.heads import pooled_logits_head
+from slimhub.slim_nets.registry import SlimNet
 
 BN_DECAY = 0.997
 _WEIGHT_DECAY = 4e-5
@@ -172,11 +174,12 @@ def _scope_names(layers):
     yield kind if kind is None or not count else f"{kind}_{count}"
 
 
-def build_mobilenet(images, layers, *, root_scope, multiplier, activation_fn,
+def build_mobilenet(images, *, layers, root_scope, multiplier, activation_fn,
                     num_classes, is_training, batch_norm_decay):
   """Runs `layers` in `root_scope`, then Slim's Logits head.
 
-  activation_fn is the net's default for layers that do not name their own.
+  activation_fn is the net's default for layers that do not name their own;
+  see registry for the rest of the builder contract.
   """
   end_points = {}
   with slim.arg_scope(_arg_scope(is_training, batch_norm_decay,
@@ -192,3 +195,23 @@ def build_mobilenet(images, layers, *, root_scope, multiplier, activation_fn,
       return pooled_logits_head(
           net, end_points, num_classes=num_classes, is_training=is_training,
           dropout_keep_prob=_DROPOUT_KEEP_PROB, prelogits_end_point=False)
+
+
+def slim_net(*, name, family, root_scope, layers, multiplier, activation_fn):
+  """The SlimNet of `layers` at depth `multiplier`: fixed 224x224 input,
+  1001 classes, inception preprocessing, as published."""
+  return SlimNet(
+      name=name,
+      family=family,
+      build=functools.partial(
+          build_mobilenet, layers=layers, root_scope=root_scope,
+          multiplier=multiplier, activation_fn=activation_fn),
+      scope=root_scope,
+      num_features=layers[-1].width(multiplier),
+      default_image_size=224,
+      bn_decay=BN_DECAY,
+      preprocessing="inception",
+      num_classes=1001,
+      logits_variable=f"{root_scope}/Logits/Conv2d_1c_1x1/weights",
+      variable_size=False,
+  )

@@ -6,12 +6,9 @@ ReLU6. Below depth 1.0 the published checkpoints use Slim's
 finegrain_classification_mode: ``Conv_1`` keeps its 1280 channels.
 """
 
-import functools
-
 import tensorflow as tf
 
 from slimhub.slim_nets import mobilenet_blocks as blocks
-from slimhub.slim_nets.registry import SlimNet
 
 # (expansion, output depth, repeats, stride of the first repeat) per stage.
 _STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
@@ -25,31 +22,11 @@ _LAYERS = (
     + (blocks.Conv(1280, keep_width=True),))
 
 
-def build(images, *, num_classes, is_training, batch_norm_decay,
-          depth_multiplier=1.0):
-  """Builds MobilenetV2 at `depth_multiplier`; see registry for the contract."""
-  return blocks.build_mobilenet(
-      images, _LAYERS, root_scope="MobilenetV2", multiplier=depth_multiplier,
-      activation_fn=tf.nn.relu6, num_classes=num_classes,
-      is_training=is_training, batch_norm_decay=batch_norm_decay)
-
-
-def _net(multiplier_id, multiplier):
-  return SlimNet(
-      name=f"mobilenet_v2_{multiplier_id}",
-      family="mobilenet_v2",
-      build=functools.partial(build, depth_multiplier=multiplier),
-      scope="MobilenetV2",
-      num_features=_LAYERS[-1].width(multiplier),
-      default_image_size=224,
-      bn_decay=blocks.BN_DECAY,
-      preprocessing="inception",
-      num_classes=1001,
-      logits_variable="MobilenetV2/Logits/Conv2d_1c_1x1/weights",
-      variable_size=False,
-  )
-
-
-NETS = tuple(_net(mid, m) for mid, m in
-             (("140", 1.4), ("130", 1.3), ("100", 1.0), ("075", 0.75),
-              ("050", 0.5), ("035", 0.35)))
+NETS = tuple(
+    blocks.slim_net(name=f"mobilenet_v2_{multiplier_id}",
+                    family="mobilenet_v2", root_scope="MobilenetV2",
+                    layers=_LAYERS, multiplier=multiplier,
+                    activation_fn=tf.nn.relu6)
+    for multiplier_id, multiplier in (("140", 1.4), ("130", 1.3),
+                                      ("100", 1.0), ("075", 0.75),
+                                      ("050", 0.5), ("035", 0.35)))

@@ -7,15 +7,13 @@ average pool, then the 1x1 ``Conv_2`` with biases instead of batch norm
 
 The published depth-0.75 checkpoints were trained in Slim's
 finegrain_classification_mode: ``Conv_2`` keeps its full width (1280 or 1024)
-while every other layer narrows.
+while every other layer narrows. Only then do the nets have the published
+parameter counts (4.0M large, 2.0M small; 3.4M and 1.7M otherwise).
 """
-
-import functools
 
 import tensorflow as tf
 
 from slimhub.slim_nets import mobilenet_blocks as blocks
-from slimhub.slim_nets.registry import SlimNet
 
 _RELU = tf.nn.relu
 _HSWISH = blocks.hard_swish
@@ -41,7 +39,7 @@ _SMALL_BOTTLENECKS = (
     (5, 6, 96, True, _HSWISH, 1))
 
 
-def _layers(bottlenecks, last_conv_depth, features_depth, finegrain):
+def _layers(bottlenecks, last_conv_depth, features_depth):
   return (
       (blocks.Conv(16, kernel=3, stride=2, activation_fn=_HSWISH),)
       + tuple(blocks.Bottleneck(depth, expansion=expansion, kernel=kernel,
@@ -52,39 +50,16 @@ def _layers(bottlenecks, last_conv_depth, features_depth, finegrain):
       + (blocks.Conv(last_conv_depth, activation_fn=_HSWISH),
          blocks.GlobalPool(),
          blocks.Conv(features_depth, activation_fn=_HSWISH, batch_norm=False,
-                     keep_width=finegrain)))
+                     keep_width=True)))
 
 
-def build(images, *, num_classes, is_training, batch_norm_decay, layers,
-          depth_multiplier):
-  """Builds MobilenetV3 from `layers`; see registry for the contract."""
-  return blocks.build_mobilenet(
-      images, layers, root_scope="MobilenetV3", multiplier=depth_multiplier,
-      activation_fn=_RELU, num_classes=num_classes, is_training=is_training,
-      batch_norm_decay=batch_norm_decay)
+_LAYERS = {"large": _layers(_LARGE_BOTTLENECKS, 960, 1280),
+           "small": _layers(_SMALL_BOTTLENECKS, 576, 1024)}
 
-
-_SIZES = {"large": (_LARGE_BOTTLENECKS, 960, 1280),
-          "small": (_SMALL_BOTTLENECKS, 576, 1024)}
-
-
-def _net(size, multiplier_id, multiplier):
-  layers = _layers(*_SIZES[size], finegrain=multiplier < 1)
-  return SlimNet(
-      name=f"mobilenet_v3_{size}_{multiplier_id}",
-      family="mobilenet_v3",
-      build=functools.partial(build, layers=layers,
-                              depth_multiplier=multiplier),
-      scope="MobilenetV3",
-      num_features=layers[-1].width(multiplier),
-      default_image_size=224,
-      bn_decay=blocks.BN_DECAY,
-      preprocessing="inception",
-      num_classes=1001,
-      logits_variable="MobilenetV3/Logits/Conv2d_1c_1x1/weights",
-      variable_size=False,
-  )
-
-
-NETS = tuple(_net(size, mid, m) for size in ("large", "small")
-             for mid, m in (("100", 1.0), ("075", 0.75)))
+NETS = tuple(
+    blocks.slim_net(name=f"mobilenet_v3_{size}_{multiplier_id}",
+                    family="mobilenet_v3", root_scope="MobilenetV3",
+                    layers=_LAYERS[size], multiplier=multiplier,
+                    activation_fn=_RELU)
+    for size in ("large", "small")
+    for multiplier_id, multiplier in (("100", 1.0), ("075", 0.75)))
