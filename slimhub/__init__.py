@@ -4,4 +4,7 @@ from slimhub import compat
 
 compat.apply()
 
+from slimhub.image_size import get_expected_image_size  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 __version__ = "0.1.0"
+__all__ = ["get_expected_image_size"]

@@ -70,7 +70,8 @@ def build(net, *, num_classes, image_size=None, is_training=False,
                   features=features, batch_norm_momentum=momentum)
 
 
-def _restored_session(net_graph, checkpoint, use_ema):
+def restored_session(net_graph, checkpoint, use_ema="auto"):
+  """A Session on the graph with `checkpoint` restored by variable name."""
   plan = checkpoints.plan_restore(net_graph.variable_shapes(), checkpoint,
                                   use_ema)
   by_name = {v.op.name: v for v in net_graph._variables()}  # pylint: disable=protected-access
@@ -87,7 +88,7 @@ def run(net_graph, checkpoint, images, use_ema="auto"):
   fetches = {"features": net_graph.features}
   if net_graph.output.logits is not None:
     fetches["logits"] = net_graph.output.logits
-  with _restored_session(net_graph, checkpoint, use_ema) as session:
+  with restored_session(net_graph, checkpoint, use_ema) as session:
     return session.run(fetches, {net_graph.images: np.asarray(images)})
 
 
@@ -99,7 +100,7 @@ def update_step(net_graph, checkpoint, images, momentum, use_ema="auto"):
   """
   by_name = {v.op.name: v for v in net_graph._variables()}  # pylint: disable=protected-access
   names = net_graph.moving_statistics()
-  with _restored_session(net_graph, checkpoint, use_ema) as session:
+  with restored_session(net_graph, checkpoint, use_ema) as session:
     before = session.run({name: by_name[name] for name in names})
     session.run(net_graph.update_ops(),
                 {net_graph.images: np.asarray(images),

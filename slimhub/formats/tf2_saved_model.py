@@ -132,7 +132,9 @@ def serving_signature(module, input_spec):
   """The v5 serving_default: inference on `inputs`, output key "default"."""
   @tf.function(input_signature=[input_spec])
   def serve(inputs):
-    return {"default": module.__call__(inputs, training=False)}
+    # A tensor momentum reuses the inference trace instead of adding one.
+    return {"default": module.__call__(
+        inputs, False, False, tf.constant(DEFAULT_MOMENTUM))}
   return serve
 
 
