@@ -12,8 +12,17 @@ tf-slim 1.1.0 is the last release and predates two TensorFlow changes:
 ``apply()`` patches both, is idempotent, and runs on ``import slimhub``.
 ``needed()`` reports which patches the installed stack still requires, so a
 test notices when an upgrade makes one of them obsolete.
+
+``graph_building()`` is the context every Slim graph is built in: it turns
+off TF2's value-based ``Tensor.__eq__``/``Variable.__hash__`` because
+
+* tf-slim's ``var in collection`` tests raise inside ``wrap_function``, and
+* the legacy Keras layers behind ``slim.batch_norm`` hash every variable of
+  the graph on each ``add_weight``, which makes the build quadratic in the
+  variable count with the slow TF2 hash (2-3x slower for large nets).
 """
 
+import contextlib
 import importlib
 import sys
 
@@ -54,3 +63,15 @@ def apply():
           f"{_LEGACY_LAYERS_SRC}.{name}")
   if not hasattr(_framework_ops, "Tensor"):
     _framework_ops.Tensor = tf.Tensor
+
+
+@contextlib.contextmanager
+def graph_building():
+  """Identity-based tensor equality and hashing while building a graph."""
+  was_enabled = tf.Tensor._USE_EQUALITY  # pylint: disable=protected-access
+  tf.compat.v1.disable_tensor_equality()
+  try:
+    yield
+  finally:
+    if was_enabled:
+      tf.compat.v1.enable_tensor_equality()

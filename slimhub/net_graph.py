@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from slimhub import checkpoints
+from slimhub import compat
 from slimhub import preprocessing
 from slimhub import slim_nets
 
@@ -52,7 +53,8 @@ def build(net, *, num_classes, image_size=None, is_training=False,
   if isinstance(net, str):
     net = slim_nets.get(net)
   graph = tf.Graph()
-  with graph.as_default(), tf.compat.v1.variable_scope("", use_resource=True):
+  with graph.as_default(), compat.graph_building(), \
+       tf.compat.v1.variable_scope("", use_resource=True):
     images = tf.compat.v1.placeholder(
         tf.float32, [None, image_size, image_size, 3], name="images")
     decay = net.bn_decay if batch_norm_decay is None else batch_norm_decay

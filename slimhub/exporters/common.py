@@ -4,11 +4,15 @@ import logging
 import sys
 import warnings
 
+from absl import logging as absl_logging
+
 
 def quiet_tensorflow():
-  """Hides TF1-API deprecation chatter that says nothing to a user."""
+  """Hides TF1-API deprecation and SavedModel chatter that says nothing to a
+  user (the binaries print their own progress lines)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.get_logger().setLevel(logging.ERROR)
+  absl_logging.set_verbosity(absl_logging.ERROR)
   warnings.filterwarnings("ignore", category=UserWarning)
   warnings.filterwarnings("ignore", category=DeprecationWarning)
 

@@ -19,6 +19,7 @@ import os
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
+from slimhub import compat
 from slimhub.formats import hub_protos
 
 # The variants Google's image modules have: inference, then training.
@@ -84,7 +85,7 @@ def build_meta_graph(module_fn, tags, kwargs):
   inputs/outputs dicts}) and `attachments` ({key: bytes}).
   """
   graph = tf.Graph()
-  with graph.as_default():
+  with graph.as_default(), compat.graph_building():
     with tf.compat.v1.variable_scope("", use_resource=True):
       module_graph = module_fn(**kwargs)
     _drop_unsupported_collections(graph)

@@ -16,9 +16,9 @@ variables, and once in inference mode, whose custom getter hands back the
 same variables. Both traces share one set of variables.
 """
 
-import contextlib
-
 import tensorflow as tf
+
+from slimhub import compat
 
 DEFAULT_MOMENTUM = 0.99
 INPUTS = "inputs"
@@ -35,18 +35,6 @@ class _SharedVariables:
     if name not in self.by_name:
       self.by_name[name] = getter(name, *args, **kwargs)
     return self.by_name[name]
-
-
-@contextlib.contextmanager
-def _tensor_equality_disabled():
-  """tf-slim's `var in collection` checks need Tensor.__eq__ by identity."""
-  was_enabled = tf.Tensor._USE_EQUALITY  # pylint: disable=protected-access
-  tf.compat.v1.disable_tensor_equality()
-  try:
-    yield
-  finally:
-    if was_enabled:
-      tf.compat.v1.enable_tensor_equality()
 
 
 class _Traces:
@@ -97,7 +85,7 @@ def build(body, input_shape, image_size, assign_values):
   body(images, momentum, is_training) -> {"default": tensor, end points...}
   assign_values(variables) loads the weights into the created variables.
   """
-  with _tensor_equality_disabled():
+  with compat.graph_building():
     traces = _Traces(body, input_shape)
   variables = traces.variables
   assign_values(variables)
