@@ -37,8 +37,18 @@ class Entry:
   versions: published versions (1-3 TF1 Hub, 4-5 TF2 SavedModel).
   variable_size_from: first version whose input size is variable, or None.
   checkpoint: path of the Slim checkpoint prefix inside a checkpoint
-    directory, laid out the way the official tarball extracts.
-  tarball_url: where the official tarball lives (None if never published).
+    directory: "<tarball folder>/<path inside the tarball>", where the
+    tarball folder is the tarball's name without .tar.gz/.tgz. Tarballs
+    whose members sit at the top level extract into that folder; those
+    that already have it as their only top-level folder (mobilenet_v3)
+    extract as they are.
+  tarball: the official tarball's name relative to `tarball_base`, as the
+    TF-Slim READMEs write it (None if never published).
+  tarball_base: the base URL the tarball lives under.
+  tarball_sha256: the tarball's pinned SHA-256, when known.
+  architecture: key of the architecture's model-card facts
+    (slimhub.model_cards.ARCHITECTURES), e.g. "pnasnet-5-large".
+  depth_multiplier: the MobileNet width, as the docs write it ("0.25").
   published: False for slimhub extras that Google never put on tfhub.dev.
   unsupported: why slimhub cannot export this entry yet (None if it can).
   training_note: provenance of the weights, for metadata and model cards.
@@ -49,12 +59,41 @@ class Entry:
   versions: tuple
   variable_size_from: Optional[int]
   checkpoint: Optional[str]
-  tarball_url: Optional[str]
+  tarball: Optional[str]
+  architecture: str
+  tarball_base: str = _TF_MODELS
+  tarball_sha256: Optional[str] = None
+  depth_multiplier: Optional[str] = None
   collection: str = "imagenet"
   kinds: tuple = KINDS
   published: bool = True
   unsupported: Optional[str] = None
   training_note: str = ""
+
+  @property
+  def tarball_url(self):
+    return f"{self.tarball_base}/{self.tarball}" if self.tarball else None
+
+  @property
+  def tarball_folder(self):
+    """The checkpoint directory's folder for this tarball's files."""
+    if not self.tarball:
+      return None
+    name = self.tarball.rsplit("/", 1)[-1]
+    for suffix in (".tar.gz", ".tgz"):
+      if name.endswith(suffix):
+        return name[:-len(suffix)]
+    raise ValueError(f"{self.name}: tarball {name} is not a .tar.gz/.tgz")
+
+  @property
+  def source_checkpoint(self):
+    """The checkpoint as Google's docs name it: its path below the
+    tarball's URL folder ("mobilenet_v1_2018_02_22/mobilenet_v1_0.25_128/
+    mobilenet_v1_0.25_128.ckpt")."""
+    if not self.checkpoint:
+      return None
+    folder = self.tarball.rpartition("/")[0] if self.tarball else ""
+    return f"{folder}/{self.checkpoint}" if folder else self.checkpoint
 
   @property
   def name(self):
@@ -78,7 +117,7 @@ class VersionSpec:
     signatures (v3+); otherwise the net's own Slim BN decay is baked in.
   image_module_info: attach ImageModuleInfo (TF1 v3).
   serving_default: write a serving_default SignatureDef (TF2 v5).
-  changelog: the version's changelog line.
+  changelog: the version's changelog items (model cards list them).
   """
   version: int
   format: str
@@ -86,20 +125,23 @@ class VersionSpec:
   bn_hparams: bool
   image_module_info: bool
   serving_default: bool
-  changelog: str
+  changelog: tuple
 
 
+_HUB_ISSUE_86 = "https://github.com/tensorflow/hub/issues/86"
 _CHANGELOG = {
-    1: "Initial release.",
-    2: "Fixed broken UPDATE_OPS for fine-tuning, GitHub issue 86.",
-    3: ("Support for variable input size{size_note}; batch norm momentum "
-        "defaults to 0.99 for fine-tuning and can be set through the "
-        "*_with_bn_hparams signatures. Requires tensorflow-hub>=0.2.0."),
-    4: ("Switched to the SavedModel format of TensorFlow 2. The hub.Module "
-        "class cannot load this or later versions any more."),
-    5: ("Added the 'serving_default' SignatureDef. Fixed use under "
-        "tf.GradientTape(persistent=True)."),
+    1: ("Initial release.",),
+    2: (f"Fixed broken UPDATE_OPS for fine-tuning, [GitHub issue 86]"
+        f"({_HUB_ISSUE_86}).",),
+    3: ("Fine-tuning: batch norm momentum defaults to 0.99 and can be set "
+        "through the `*_with_bn_hparams` signatures.",
+        "Requires the PIP package `tensorflow-hub>=0.2.0`."),
+    4: ("Switched to the SavedModel format of TensorFlow 2; `hub.Module` "
+        "cannot load this or any later version.",),
+    5: ("Added the `serving_default` SignatureDef.",
+        "Fixed use under `tf.GradientTape(persistent=True)`."),
 }
+_VARIABLE_SIZE_CHANGE = "Support for variable input size."
 
 
 def version_spec(entry, version):
@@ -111,12 +153,10 @@ def version_spec(entry, version):
   variable = (entry.variable_size_from is not None
               and version >= entry.variable_size_from)
   changelog = _CHANGELOG[version]
-  if version == 3:
-    changelog = changelog.format(
-        size_note="" if variable else " (not for this net: its input size "
-        "stays fixed)")
-  if version == 5 and version == entry.versions[0]:
-    changelog = "Initial release."
+  if version == entry.variable_size_from:
+    changelog = (_VARIABLE_SIZE_CHANGE,) + changelog
+  if version == entry.versions[0]:
+    changelog = _CHANGELOG[1]
   return VersionSpec(
       version=version,
       format=TF1_HUB if version <= 3 else TF2_SAVED_MODEL,
@@ -129,13 +169,14 @@ def version_spec(entry, version):
 
 
 def _ckpt_entry(stem, net, size, tarball, checkpoint_file, *, versions,
-                variable_from, base=_TF_MODELS, **kwargs):
-  """An entry whose tarball extracts into <tarball name>/<checkpoint_file>."""
-  folder = tarball.rsplit("/", 1)[-1].split(".t")[0]
-  return Entry(stem=stem, net=net, image_size=size, versions=versions,
-               variable_size_from=variable_from,
-               checkpoint=f"{folder}/{checkpoint_file}",
-               tarball_url=f"{base}/{tarball}", **kwargs)
+                variable_from, architecture, base=_TF_MODELS, **kwargs):
+  """An entry whose tarball holds `checkpoint_file` at its top level."""
+  entry = Entry(stem=stem, net=net, image_size=size, versions=versions,
+                variable_size_from=variable_from, checkpoint=None,
+                tarball=tarball, tarball_base=base, architecture=architecture,
+                **kwargs)
+  return dataclasses.replace(
+      entry, checkpoint=f"{entry.tarball_folder}/{checkpoint_file}")
 
 
 _INCEPTION_VERSIONS = (1, 3, 4, 5)
@@ -151,25 +192,29 @@ def _inception_family():
   entries = [
       _ckpt_entry("inception_v1", "inception_v1", 224,
                   "inception_v1_2016_08_28.tar.gz", "inception_v1.ckpt",
-                  versions=_INCEPTION_VERSIONS, variable_from=3),
+                  versions=_INCEPTION_VERSIONS, variable_from=3,
+                  architecture="inception-v1"),
       _ckpt_entry("inception_v2", "inception_v2", 224,
                   "inception_v2_2016_08_28.tar.gz", "inception_v2.ckpt",
-                  versions=_INCEPTION_VERSIONS, variable_from=3),
+                  versions=_INCEPTION_VERSIONS, variable_from=3,
+                  architecture="inception-v2"),
       _ckpt_entry("inception_v3", "inception_v3", 299,
                   "inception_v3_2016_08_28.tar.gz", "inception_v3.ckpt",
-                  versions=_INCEPTION_VERSIONS, variable_from=3),
+                  versions=_INCEPTION_VERSIONS, variable_from=3,
+                  architecture="inception-v3"),
       _ckpt_entry("inception_resnet_v2", "inception_resnet_v2", 299,
                   "inception_resnet_v2_2016_08_30.tar.gz",
                   "inception_resnet_v2_2016_08_30.ckpt",
-                  versions=_INCEPTION_VERSIONS, variable_from=3),
+                  versions=_INCEPTION_VERSIONS, variable_from=3,
+                  architecture="inception-resnet-v2"),
       _ckpt_entry("inception_v4", "inception_v4", 299,
                   "inception_v4_2016_09_09.tar.gz", "inception_v4.ckpt",
                   versions=_INCEPTION_VERSIONS, variable_from=3,
-                  published=False),
+                  architecture="inception-v4", published=False),
       Entry(stem="inception_v3", net="inception_v3", image_size=299,
             versions=_INCEPTION_VERSIONS, variable_size_from=3,
-            checkpoint=None, tarball_url=None, collection="inaturalist",
-            kinds=(FEATURE_VECTOR,),
+            checkpoint=None, tarball=None, architecture="inception-v3",
+            collection="inaturalist", kinds=(FEATURE_VECTOR,),
             training_note=("Trained on iNaturalist 2017 after ImageNet "
                            "pretraining; Google published no checkpoint.")),
   ]
@@ -183,11 +228,12 @@ def _resnet_family():
         f"resnet_v1_{depth}", f"resnet_v1_{depth}", 224,
         f"resnet_v1_{depth}_2016_08_28.tar.gz", f"resnet_v1_{depth}.ckpt",
         versions=_INCEPTION_VERSIONS, variable_from=3,
-        training_note=_RESNET_V1_NOTE))
+        architecture=f"resnet-v1-{depth}", training_note=_RESNET_V1_NOTE))
     entries.append(_ckpt_entry(
         f"resnet_v2_{depth}", f"resnet_v2_{depth}", 224,
         f"resnet_v2_{depth}_2017_04_14.tar.gz", f"resnet_v2_{depth}.ckpt",
-        versions=_INCEPTION_VERSIONS, variable_from=3))
+        versions=_INCEPTION_VERSIONS, variable_from=3,
+        architecture=f"resnet-v2-{depth}"))
   return entries
 
 
@@ -195,7 +241,7 @@ def _vgg_family():
   return [_ckpt_entry(f"vgg_{depth}", f"vgg_{depth}", 224,
                       f"vgg_{depth}_2016_08_28.tar.gz", f"vgg_{depth}.ckpt",
                       versions=_INCEPTION_VERSIONS, variable_from=None,
-                      published=False)
+                      architecture=f"vgg-{depth}", published=False)
           for depth in (16, 19)]
 
 
@@ -204,23 +250,28 @@ _DEPTHS = {"140": "1.4", "130": "1.3", "100": "1.0", "075": "0.75",
 
 
 def _mobilenet_v1_family():
+  """Float and quantops entries; every .tgz holds its files at the top."""
   entries = []
   for depth in ("100", "075", "050", "025"):
     for size in (224, 192, 160, 128):
       name = f"mobilenet_v1_{_DEPTHS[depth]}_{size}"
-      entries.append(Entry(
-          stem=f"mobilenet_v1_{depth}_{size}", net=f"mobilenet_v1_{depth}",
-          image_size=size, versions=_INCEPTION_VERSIONS, variable_size_from=3,
-          checkpoint=f"{name}/{name}.ckpt",
-          tarball_url=f"{_TF_MODELS}/mobilenet_v1_2018_02_22/{name}.tgz"))
+      common = dict(net=f"mobilenet_v1_{depth}", size=size,
+                    architecture="mobilenet-v1",
+                    depth_multiplier=_DEPTHS[depth])
+      entries.append(_ckpt_entry(
+          f"mobilenet_v1_{depth}_{size}",
+          tarball=f"mobilenet_v1_2018_02_22/{name}.tgz",
+          checkpoint_file=f"{name}.ckpt", versions=_INCEPTION_VERSIONS,
+          variable_from=3, **common))
       quant = f"{name}_quant"
-      entries.append(Entry(
-          stem=f"mobilenet_v1_{depth}_{size}/quantops",
-          net=f"mobilenet_v1_{depth}", image_size=size, versions=(1, 3),
-          variable_size_from=None, checkpoint=f"{quant}/{quant}.ckpt",
-          tarball_url=f"{_TF_MODELS}/mobilenet_v1_2018_02_22/{quant}.tgz",
+      entries.append(_ckpt_entry(
+          f"mobilenet_v1_{depth}_{size}/quantops",
+          tarball=f"mobilenet_v1_2018_02_22/{quant}.tgz",
+          checkpoint_file=f"{quant}.ckpt", versions=(1, 3),
+          variable_from=None,
           unsupported=("quantops modules need a fake-quantization graph "
-                       "rewrite (tf.contrib.quantize) that TF 2.21 lacks")))
+                       "rewrite (tf.contrib.quantize) that TF 2.21 lacks"),
+          **common))
   return entries
 
 
@@ -231,11 +282,11 @@ def _mobilenet_v2_family():
   entries = []
   for depth, size in combos:
     name = f"mobilenet_v2_{_DEPTHS[depth]}_{size}"
-    entries.append(Entry(
-        stem=f"mobilenet_v2_{depth}_{size}", net=f"mobilenet_v2_{depth}",
-        image_size=size, versions=(1, 2, 3, 4, 5), variable_size_from=None,
-        checkpoint=f"{name}/{name}.ckpt",
-        tarball_url=f"{_MOBILENET_V2}/{name}.tgz"))
+    entries.append(_ckpt_entry(
+        f"mobilenet_v2_{depth}_{size}", f"mobilenet_v2_{depth}", size,
+        f"{name}.tgz", f"{name}.ckpt", versions=(1, 2, 3, 4, 5),
+        variable_from=None, base=_MOBILENET_V2, architecture="mobilenet-v2",
+        depth_multiplier=_DEPTHS[depth]))
   return entries
 
 
@@ -244,39 +295,43 @@ _MOBILENET_V3_EMA_STEPS = {("large", "100"): 540000, ("large", "075"): 220000,
 
 
 def _mobilenet_v3_family():
+  """The .tgz files hold one folder named like the tarball (with ema/)."""
   entries = []
   for (size_class, depth), step in _MOBILENET_V3_EMA_STEPS.items():
-    folder = f"v3-{size_class}_224_{_DEPTHS[depth]}_float"
-    entries.append(Entry(
-        stem=f"mobilenet_v3_{size_class}_{depth}_224",
-        net=f"mobilenet_v3_{size_class}_{depth}", image_size=224,
-        versions=(5,), variable_size_from=None,
-        checkpoint=f"{folder}/ema/model-{step}",
-        tarball_url=f"{_MOBILENET_V3}/{folder}.tgz"))
+    entries.append(_ckpt_entry(
+        f"mobilenet_v3_{size_class}_{depth}_224",
+        f"mobilenet_v3_{size_class}_{depth}", 224,
+        f"v3-{size_class}_224_{_DEPTHS[depth]}_float.tgz",
+        f"ema/model-{step}", versions=(5,), variable_from=None,
+        base=_MOBILENET_V3, architecture=f"mobilenet-v3-{size_class}",
+        depth_multiplier=_DEPTHS[depth]))
   return entries
 
 
 def _nasnet_family():
+  """(P)NASNet tarballs hold model.ckpt.{index,data-*} at the top."""
   return [
       _ckpt_entry("nasnet_mobile", "nasnet_mobile", 224,
                   "nasnet-a_mobile_04_10_2017.tar.gz", "model.ckpt",
                   versions=(1, 3, 4, 5), variable_from=None,
-                  base=_GCS_MODELS),
+                  base=_GCS_MODELS, architecture="nasnet-a-mobile"),
       _ckpt_entry("nasnet_large", "nasnet_large", 331,
                   "nasnet-a_large_04_10_2017.tar.gz", "model.ckpt",
                   versions=(1, 3, 4, 5), variable_from=None,
-                  base=_GCS_MODELS),
+                  base=_GCS_MODELS, architecture="nasnet-a-large"),
       _ckpt_entry("pnasnet_large", "pnasnet_large", 331,
                   "pnasnet-5_large_2017_12_13.tar.gz", "model.ckpt",
                   versions=(1, 2, 3, 4, 5), variable_from=None,
-                  base=_GCS_MODELS),
+                  base=_GCS_MODELS, architecture="pnasnet-5-large"),
       _ckpt_entry("pnasnet_mobile", "pnasnet_mobile", 224,
                   "pnasnet-5_mobile_2017_12_13.tar.gz", "model.ckpt",
                   versions=(1, 3, 4, 5), variable_from=None,
-                  base=_GCS_MODELS, published=False),
+                  base=_GCS_MODELS, architecture="pnasnet-5-mobile",
+                  published=False),
       Entry(stem="amoebanet_a_n18_f448", net="amoebanet_a_n18_f448",
             image_size=331, versions=(1,), variable_size_from=None,
-            checkpoint=None, tarball_url=None,
+            checkpoint=None, tarball=None,
+            architecture="amoebanet-a-n18-f448",
             unsupported=("AmoebaNet-A comes from tensorflow/tpu, not TF-Slim, "
                          "and has no published checkpoint")),
   ]
