@@ -1,0 +1,85 @@
+r"""slimhub-regenerate: rebuild whole module versions of the catalogue.
+
+  slimhub-regenerate --checkpoint_dir=ckpts --output_dir=out
+  slimhub-regenerate --checkpoint_dir=ckpts --output_dir=out \
+      --handles='mobilenet_v1_*,inception_v2' --versions=1,3,5 --jobs=2 \
+      --download --archive
+
+Every selected handle x version whose checkpoint is in --checkpoint_dir
+(laid out as the official tarballs extract; --download fetches missing ones)
+is exported to OUT/<publisher>/<collection>/<net>/<kind>/<version>/ with its
+model card <version>.md (and <version>.tar.gz with --archive), verified,
+and recorded with file hashes in OUT/manifest.json. Re-running skips what
+is up to date and completes what a failed or killed run left out. Exits
+with status 1 if any module failed.
+"""
+
+from absl import app
+from absl import flags
+
+from slimhub import fetch
+from slimhub import regenerate as regenerate_lib
+from slimhub.exporters import common
+
+_CHECKPOINT_DIR = flags.DEFINE_string(
+    "checkpoint_dir", None, "Directory of Slim checkpoints laid out as the "
+    "official tarballs extract, e.g. pnasnet-5_large_2017_12_13/model.ckpt "
+    "(see slimhub-catalog --json, key 'checkpoint').")
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", None, "Where modules, model cards and manifest.json go.")
+_HANDLES = flags.DEFINE_list(
+    "handles", [], "fnmatch globs on 'collection/stem/kind' or the net name, "
+    "e.g. 'imagenet/mobilenet_v2_*', 'pnasnet_large', '*/classification' "
+    "(default: every handle).")
+_VERSIONS = flags.DEFINE_list(
+    "versions", [], "Versions to build, e.g. 1,3,5 (default: all published "
+    "versions of each handle).")
+_JOBS = flags.DEFINE_integer(
+    "jobs", 1, "Modules built in parallel, each in a worker process.")
+_PUBLISHER = flags.DEFINE_string(
+    "publisher", "google", "Publisher part of the handles and output paths.")
+_ARCHIVE = flags.DEFINE_bool(
+    "archive", False, "Also write <version>.tar.gz of each module, laid out "
+    "like tfhub.dev archives.")
+_DOWNLOAD = flags.DEFINE_bool(
+    "download", False, "Download missing checkpoints (the official Slim "
+    "tarballs) into --checkpoint_dir.")
+_BASE_URL = flags.DEFINE_string(
+    "base_url", None, "With --download: fetch tarballs from this mirror "
+    "(<base_url>/<tarball name as the catalogue lists it>).")
+
+flags.mark_flags_as_required(["checkpoint_dir", "output_dir"])
+
+
+def _versions(values):
+  try:
+    return tuple(int(value) for value in values)
+  except ValueError:
+    raise app.UsageError(
+        f"--versions takes integers, not {','.join(values)}") from None
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  common.quiet_tensorflow()
+  options = regenerate_lib.Options(
+      checkpoint_dir=_CHECKPOINT_DIR.value, output_dir=_OUTPUT_DIR.value,
+      patterns=tuple(_HANDLES.value), versions=_versions(_VERSIONS.value),
+      jobs=_JOBS.value, publisher=_PUBLISHER.value, archive=_ARCHIVE.value,
+      download=_DOWNLOAD.value, base_url=_BASE_URL.value)
+  log = lambda message: print(message, flush=True)
+  try:
+    outcomes = regenerate_lib.regenerate(options, log=log)
+  except (regenerate_lib.RegenerateError, fetch.FetchError) as error:
+    common.fail("slimhub-regenerate", error)
+  log(regenerate_lib.summary(outcomes))
+  raise SystemExit(regenerate_lib.exit_status(outcomes))
+
+
+def run():
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,142 @@
+"""The regeneration manifest: what was built from what, with file hashes.
+
+``OUT/manifest.json`` holds one record per module, keyed by the module's
+directory relative to OUT (``google/imagenet/<net>/<kind>/<version>``)::
+
+    {"schema": "slimhub-regenerate-manifest/1",
+     "modules": {"google/imagenet/inception_v2/feature_vector/3": {
+         "handle", "net", "kind", "version", "format",
+         "inputs": {"checkpoint", "checkpoint_sha256", "slimhub_version",
+                    "options"},
+         "checkpoint_files": {file name: sha256},
+         "files": {path relative to OUT: {"sha256", "size"}},
+         "model_card", "archive", "signatures", "verification",
+         "tensorflow_version", "slimhub_version", "built_at",
+         "build_seconds"}}}
+
+A module is up to date when its record has the same inputs and every file
+it lists still hashes to the recorded value, with no file added to the
+module directory. The manifest is rewritten atomically (temporary file and
+rename) after every module, so a crash loses at most the modules in flight.
+"""
+
+import glob
+import hashlib
+import json
+import os
+import tempfile
+
+SCHEMA = "slimhub-regenerate-manifest/1"
+FILE_NAME = "manifest.json"
+_CHUNK = 1 << 20
+
+
+class ManifestError(ValueError):
+  """A manifest that cannot be read."""
+
+
+def sha256_file(path):
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for chunk in iter(lambda: f.read(_CHUNK), b""):
+      digest.update(chunk)
+  return digest.hexdigest()
+
+
+def file_record(path):
+  return {"sha256": sha256_file(path), "size": os.path.getsize(path)}
+
+
+def relative_files(directory, root):
+  """Every file below `directory`, as sorted paths relative to `root`."""
+  paths = []
+  for parent, _, names in os.walk(directory):
+    paths += [os.path.relpath(os.path.join(parent, name), root)
+              for name in names]
+  return sorted(path.replace(os.sep, "/") for path in paths)
+
+
+def checkpoint_files(prefix):
+  """The files of the checkpoint at `prefix`: its .index and data shards
+  (V2), or the single file of a V1 checkpoint; [] when there is none."""
+  if os.path.isfile(prefix + ".index"):
+    return sorted([prefix + ".index"] + glob.glob(glob.escape(prefix)
+                                                  + ".data-*-of-*"))
+  return [prefix] if os.path.isfile(prefix) else []
+
+
+def checkpoint_digest(prefix):
+  """(sha256 over all files, {file name: sha256}) of a checkpoint.
+
+  The combined digest hashes the sorted "name sha256" lines, so it changes
+  when any file's content or name does.
+  """
+  files = {os.path.basename(path): sha256_file(path)
+           for path in checkpoint_files(prefix)}
+  lines = "".join(f"{name} {digest}\n" for name, digest in sorted(files.items()))
+  return hashlib.sha256(lines.encode("utf-8")).hexdigest(), files
+
+
+def write_atomically(path, text):
+  """Writes `text` to `path` through a temporary sibling and a rename."""
+  directory = os.path.dirname(os.path.abspath(path))
+  handle, temporary = tempfile.mkstemp(
+      prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+  try:
+    with os.fdopen(handle, "w") as f:
+      f.write(text)
+      f.flush()
+      os.fsync(f.fileno())
+    os.chmod(temporary, 0o644)
+    os.replace(temporary, path)
+  except BaseException:
+    if os.path.exists(temporary):
+      os.remove(temporary)
+    raise
+
+
+class Manifest:
+  """OUT/manifest.json in memory; `save()` writes it atomically."""
+
+  def __init__(self, output_dir):
+    self.output_dir = output_dir
+    self.path = os.path.join(output_dir, FILE_NAME)
+    self.modules = {}
+    if os.path.exists(self.path):
+      try:
+        with open(self.path) as f:
+          data = json.load(f)
+      except (OSError, ValueError) as error:
+        raise ManifestError(f"Cannot read {self.path}: {error}") from None
+      if data.get("schema") != SCHEMA:
+        raise ManifestError(
+            f"{self.path} has schema {data.get('schema')!r}, not {SCHEMA!r}")
+      self.modules = data["modules"]
+
+  def save(self):
+    data = {"schema": SCHEMA,
+            "modules": dict(sorted(self.modules.items()))}
+    write_atomically(self.path, json.dumps(data, indent=2) + "\n")
+
+  def stale_reason(self, key, inputs):
+    """Why the module `key` must be (re)built for `inputs`, or None if its
+    recorded files are intact and were built from the same inputs."""
+    record = self.modules.get(key)
+    if record is None:
+      return "not built yet"
+    if record["inputs"] != inputs:
+      changed = sorted(name for name in set(inputs) | set(record["inputs"])
+                       if inputs.get(name) != record["inputs"].get(name))
+      return f"inputs changed ({', '.join(changed)})"
+    recorded = record["files"]
+    for path, expected_record in recorded.items():
+      full = os.path.join(self.output_dir, path)
+      if not os.path.isfile(full):
+        return f"{path} is missing"
+      if file_record(full) != expected_record:
+        return f"{path} changed"
+    extra = sorted(set(relative_files(os.path.join(self.output_dir, key),
+                                      self.output_dir)) - set(recorded))
+    if extra:
+      return f"unrecorded file {extra[0]} in the module"
+    return None

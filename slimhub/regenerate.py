@@ -1,0 +1,326 @@
+"""Regenerating whole module versions from a directory of Slim checkpoints.
+
+    outcomes = regenerate(Options(checkpoint_dir="ckpts", output_dir="out",
+                                  patterns=("mobilenet_v1_*",),
+                                  versions=(1, 3, 5), jobs=2))
+
+For every selected catalogue handle x version whose checkpoint is in
+`checkpoint_dir` (laid out as the official tarballs extract, see
+catalog.Entry.checkpoint) -- or can be downloaded -- the module is exported
+to ``OUT/<publisher>/<collection>/<net>/<kind>/<version>/`` with its model
+card ``<version>.md`` (and with `archive`, ``<version>.tar.gz``), and
+recorded in ``OUT/manifest.json`` (slimhub.manifest).
+
+Each module is built by a worker process (slimhub.regenerate_worker), up to
+`jobs` at a time; a module only appears once complete, and the manifest is
+rewritten after each one. A re-run skips every module whose inputs and
+files still match the manifest, so a run that was killed or failed part-way
+is completed by running it again.
+"""
+
+import dataclasses
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from typing import Optional
+
+import slimhub
+from slimhub import catalog
+from slimhub import fetch
+from slimhub import manifest as manifest_lib
+from slimhub import regenerate_worker
+from slimhub import slim_nets
+
+BUILT = "built"
+UP_TO_DATE = "up to date"
+SKIPPED = "skipped"
+FAILED = "failed"
+
+WORK_DIR = ".regenerate-work"
+LOCK_FILE = ".regenerate.lock"
+_POLL_SECONDS = 0.2
+_LOG_TAIL_LINES = 15
+
+
+class RegenerateError(ValueError):
+  """A run that cannot start; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """What to regenerate and how.
+
+  patterns: fnmatch globs on "collection/stem/kind" or the net name (a
+    leading "<publisher>/" is ignored); empty selects everything.
+  versions: versions to build; empty selects all published ones.
+  download: fetch missing checkpoints (from `base_url` if given).
+  """
+  checkpoint_dir: str
+  output_dir: str
+  patterns: tuple = ()
+  versions: tuple = ()
+  jobs: int = 1
+  publisher: str = "google"
+  archive: bool = False
+  download: bool = False
+  base_url: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+  """What happened to one module; key is its directory relative to OUT."""
+  key: str
+  status: str
+  reason: str = ""
+  seconds: Optional[float] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+  """A module to build: its worker task and why it is (re)built."""
+  key: str
+  task: dict
+  reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class _Source:
+  """A located checkpoint: its prefix and hashes, or why there is none."""
+  prefix: Optional[str] = None
+  sha256: Optional[str] = None
+  files: Optional[dict] = None
+  status: str = ""
+  reason: str = ""
+
+
+def _patterns(options):
+  prefix = options.publisher + "/"
+  return tuple(p[len(prefix):] if p.startswith(prefix) else p
+               for p in options.patterns)
+
+
+def _unbuildable_reason(entry):
+  if entry.unsupported:
+    return f"unsupported: {entry.unsupported}"
+  if entry.net not in slim_nets.names():
+    return f"Slim net {entry.net} is not implemented in this slimhub"
+  if not entry.checkpoint:
+    return "no published checkpoint"
+  return None
+
+
+def _locate(entry, options, log):
+  """The _Source of `entry` in the checkpoint directory, fetched if asked."""
+  prefix = os.path.join(options.checkpoint_dir, entry.checkpoint)
+  if not manifest_lib.checkpoint_files(prefix):
+    if not options.download:
+      return _Source(status=SKIPPED, reason=(
+          f"no checkpoint {entry.checkpoint} in the checkpoint directory "
+          "(--download fetches it)"))
+    try:
+      fetch.fetch_checkpoint(entry, options.checkpoint_dir,
+                             base_url=options.base_url, log=log)
+    except fetch.FetchError as error:
+      return _Source(status=FAILED, reason=str(error))
+  digest, files = manifest_lib.checkpoint_digest(prefix)
+  return _Source(prefix=prefix, sha256=digest, files=files)
+
+
+def plan(options, manifest, work_dir, log=print):
+  """([Job], [Outcome]): the modules to build, and what the others are."""
+  jobs, outcomes, sources = [], [], {}
+  selected = catalog.modules(_patterns(options), options.versions,
+                             include_unsupported=True)
+  for entry, kind, version in selected:
+    key = entry.handle(kind, version, options.publisher)
+    reason = _unbuildable_reason(entry)
+    if reason:
+      outcomes.append(Outcome(key, SKIPPED, reason))
+      continue
+    if entry.name not in sources:
+      sources[entry.name] = _locate(entry, options, log)
+    source = sources[entry.name]
+    if source.status:
+      outcomes.append(Outcome(key, source.status, source.reason))
+      continue
+    inputs = {"checkpoint": entry.checkpoint,
+              "checkpoint_sha256": source.sha256,
+              "slimhub_version": slimhub.__version__,
+              "options": {"publisher": options.publisher,
+                          "archive": options.archive}}
+    stale = manifest.stale_reason(key, inputs)
+    if stale is None:
+      outcomes.append(Outcome(key, UP_TO_DATE))
+      continue
+    task = {"net": entry.name, "kind": kind, "version": version, "key": key,
+            "checkpoint": source.prefix, "checkpoint_files": source.files,
+            "inputs": inputs, "output_dir": options.output_dir,
+            "publisher": options.publisher, "archive": options.archive,
+            "work_dir": os.path.join(work_dir, str(len(jobs)))}
+    jobs.append(Job(key, task, stale))
+  return jobs, outcomes
+
+
+def _worker_environment():
+  """The environment of the workers: they import this very slimhub."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(slimhub.__file__)))
+  environment = dict(os.environ)
+  environment["PYTHONPATH"] = os.pathsep.join(
+      [root] + [p for p in [environment.get("PYTHONPATH")] if p])
+  environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  return environment
+
+
+class _Worker:
+  """A running worker process and the job it builds."""
+
+  def __init__(self, job, environment):
+    self.job = job
+    self.work_dir = job.task["work_dir"]
+    os.makedirs(self.work_dir)
+    self.log_path = os.path.join(self.work_dir, "worker.log")
+    self.started = time.time()
+    with open(self.log_path, "w") as log_file:
+      self.process = subprocess.Popen(
+          [sys.executable, "-m", "slimhub.regenerate_worker",
+           json.dumps(job.task)],
+          stdin=subprocess.PIPE, stdout=log_file, stderr=subprocess.STDOUT,
+          env=environment)
+
+  def result(self):
+    """{"status", "record" | "reason"} once the process has ended."""
+    self.process.stdin.close()
+    path = os.path.join(self.work_dir, regenerate_worker.RESULT_FILE)
+    if os.path.exists(path):
+      with open(path) as f:
+        return json.load(f)
+    code = self.process.returncode
+    how = f"signal {-code}" if code < 0 else f"exit status {code}"
+    with open(self.log_path, errors="replace") as f:
+      tail = f.read().splitlines()[-_LOG_TAIL_LINES:]
+    return {"status": FAILED,
+            "reason": "\n".join([f"worker died ({how})"] + tail)}
+
+  def stop(self):
+    self.process.kill()
+    self.process.wait()
+
+
+def _eta(durations, remaining, jobs):
+  if not durations:
+    return "ETA unknown"
+  seconds = int(sum(durations) / len(durations) * remaining / jobs)
+  return f"ETA {seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def build(jobs, options, manifest, log=print):
+  """Runs `jobs` on up to options.jobs workers; their Outcomes."""
+  environment = _worker_environment()
+  pending, running, outcomes, durations = list(jobs), [], [], []
+  width = len(str(len(jobs)))
+  try:
+    while pending or running:
+      while pending and len(running) < options.jobs:
+        job = pending.pop(0)
+        running.append(_Worker(job, environment))
+        log(f"{'':>{2 * width + 3}} start  {job.key} ({job.reason})")
+      time.sleep(_POLL_SECONDS)
+      for worker in [w for w in running if w.process.poll() is not None]:
+        running.remove(worker)
+        seconds = time.time() - worker.started
+        result = worker.result()
+        if result["status"] == BUILT:
+          manifest.modules[worker.job.key] = result["record"]
+          manifest.save()
+          durations.append(seconds)
+          outcome = Outcome(worker.job.key, BUILT, seconds=seconds)
+        else:
+          outcome = Outcome(worker.job.key, FAILED, result["reason"],
+                            seconds=seconds)
+        shutil.rmtree(worker.work_dir, ignore_errors=True)
+        outcomes.append(outcome)
+        remaining = len(pending) + len(running)
+        log(f"[{len(outcomes):>{width}}/{len(jobs)}] {outcome.status:<6} "
+            f"{outcome.key} in {seconds:.1f}s; {remaining} left, "
+            f"{_eta(durations, remaining, options.jobs)}")
+        if outcome.status == FAILED:
+          log("    " + outcome.reason.replace("\n", "\n    "))
+  finally:
+    for worker in running:
+      worker.stop()
+  return outcomes
+
+
+@dataclasses.dataclass
+class _Lock:
+  """An exclusive lock on the output directory for the run's duration."""
+  path: str
+
+  def __enter__(self):
+    self.file = open(self.path, "w")
+    try:
+      fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      self.file.close()
+      raise RegenerateError(
+          f"Another slimhub-regenerate is writing to "
+          f"{os.path.dirname(self.path)}") from None
+    return self
+
+  def __exit__(self, *exc_info):
+    self.file.close()
+
+
+def regenerate(options, log=print):
+  """Regenerates the selected modules; the Outcome of every module."""
+  if not os.path.isdir(options.checkpoint_dir) and not options.download:
+    raise RegenerateError(
+        f"Checkpoint directory {options.checkpoint_dir} does not exist")
+  if options.jobs < 1:
+    raise RegenerateError(f"jobs must be at least 1, not {options.jobs}")
+  os.makedirs(options.output_dir, exist_ok=True)
+  with _Lock(os.path.join(options.output_dir, LOCK_FILE)):
+    try:
+      manifest = manifest_lib.Manifest(options.output_dir)
+    except manifest_lib.ManifestError as error:
+      raise RegenerateError(str(error)) from None
+    work_dir = os.path.join(options.output_dir, WORK_DIR)
+    shutil.rmtree(work_dir, ignore_errors=True)  # left by a killed run
+    jobs, outcomes = plan(options, manifest, work_dir, log)
+    log(f"{len(jobs)} to build, {len(outcomes)} not: "
+        + ", ".join(f"{sum(o.status == s for o in outcomes)} {s}"
+                    for s in (UP_TO_DATE, SKIPPED, FAILED)))
+    outcomes += build(jobs, options, manifest, log)
+    shutil.rmtree(work_dir, ignore_errors=True)
+  return outcomes
+
+
+def summary(outcomes):
+  """The end-of-run table: one row per built or failed module, one per
+  reason for the others."""
+  counts = {status: sum(o.status == status for o in outcomes)
+            for status in (BUILT, UP_TO_DATE, SKIPPED, FAILED)}
+  lines = ["Summary: " + ", ".join(f"{count} {status}"
+                                   for status, count in counts.items())]
+  rows = [(o.status, o.key, f"{o.seconds:.1f}s", o.reason.split("\n")[0])
+          for o in outcomes if o.status in (BUILT, FAILED)]
+  groups = {}
+  for outcome in outcomes:
+    if outcome.status in (UP_TO_DATE, SKIPPED):
+      groups.setdefault((outcome.status, outcome.reason), []).append(outcome)
+  for (status, reason), members in sorted(groups.items()):
+    what = members[0].key if len(members) == 1 else f"{len(members)} modules"
+    rows.append((status, what, "", reason))
+  if rows:
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths))
+              + "  " + row[3] for row in rows]
+  return "\n".join(line.rstrip() for line in lines)
+
+
+def exit_status(outcomes):
+  return 1 if any(o.status == FAILED for o in outcomes) else 0

@@ -1,0 +1,174 @@
+"""One module of slimhub-regenerate, built in a process of its own.
+
+The parent runs ``python -m slimhub.regenerate_worker TASK_JSON`` per module
+so that TensorFlow graphs, memory and crashes stay isolated. The worker
+exports the module into its work directory, verifies it, renders its model
+card and archive, and only then moves them into place; it reports the
+module's manifest record in ``<work_dir>/result.json``.
+
+Its stdin is a pipe the parent never writes to: when the parent dies, even
+by SIGKILL, the pipe closes and the worker exits at once. What it leaves
+behind lies in its work directory, which the next run removes.
+"""
+
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+
+from slimhub import catalog
+from slimhub import export
+from slimhub import manifest
+from slimhub import model_cards
+from slimhub.formats import archive
+
+RESULT_FILE = "result.json"
+
+
+class BuildError(ValueError):
+  """A module that cannot be built or placed; the message says why."""
+
+
+def module_paths(output_dir, key):
+  """(module directory, model card, archive) of module `key` in OUT."""
+  module_dir = os.path.join(output_dir, key)
+  return module_dir, module_dir + ".md", module_dir + ".tar.gz"
+
+
+def _check_replaceable(module_dir, handle):
+  """Refuses to replace a directory slimhub did not write for `handle`."""
+  if not os.path.exists(module_dir):
+    return
+  try:
+    with open(os.path.join(module_dir, export.METADATA_FILE)) as f:
+      recorded = json.load(f).get("handle")
+  except (OSError, ValueError):
+    recorded = None
+  if recorded != handle:
+    raise BuildError(f"{module_dir} exists and is not a slimhub module of "
+                     f"{handle}; move it away to regenerate it")
+
+
+def _signature_summary(module_dir):
+  """{"[tags]": {signature: {"inputs", "outputs", "num_outputs"}}} of the
+  module's MetaGraphDefs (TF1 graph variants, or TF2's serving graph)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
+
+  def describe(info):
+    shape = ("<unknown rank>" if info.tensor_shape.unknown_rank else
+             "[" + ",".join("?" if d.size < 0 else str(d.size)
+                            for d in info.tensor_shape.dim) + "]")
+    return f"{tf.dtypes.as_dtype(info.dtype).name} {shape}"
+
+  saved_model = saved_model_pb2.SavedModel()
+  with open(os.path.join(module_dir, "saved_model.pb"), "rb") as f:
+    saved_model.ParseFromString(f.read())
+  summary = {}
+  for meta_graph in saved_model.meta_graphs:
+    tags = "[" + ",".join(sorted(meta_graph.meta_info_def.tags)) + "]"
+    summary[tags] = {
+        name: {"inputs": {key: describe(value)
+                          for key, value in sorted(signature.inputs.items())},
+               "outputs": {key: describe(value)
+                           for key, value in signature.outputs.items()
+                           if key == "default"},
+               "num_outputs": len(signature.outputs)}
+        for name, signature in sorted(meta_graph.signature_def.items())
+        if not name.startswith("__")}
+  return summary
+
+
+def _place(staged, module_dir, work_dir):
+  """Renames the staged module into place, retiring an older one first."""
+  if os.path.exists(module_dir):
+    os.rename(module_dir, os.path.join(work_dir, "retired"))
+  os.makedirs(os.path.dirname(module_dir), exist_ok=True)
+  os.rename(staged, module_dir)
+
+
+def build(task):
+  """Builds the module of `task` (see regenerate.Job.task); its record."""
+  started = time.time()
+  entry = catalog.find(task["net"])
+  kind, version, work_dir = task["kind"], task["version"], task["work_dir"]
+  output_dir, key = task["output_dir"], task["key"]
+  module_dir, card_path, archive_path = module_paths(output_dir, key)
+  _check_replaceable(module_dir, entry.handle(kind, version))
+  staged = os.path.join(work_dir, "module")
+  export.export_module(entry.name, kind, version, task["checkpoint"], staged)
+  with open(os.path.join(staged, export.METADATA_FILE)) as f:
+    metadata = json.load(f)
+  card = model_cards.render(
+      entry, kind, version, model_cards.ModuleFacts.from_metadata(metadata),
+      publisher=task["publisher"],
+      checkpoint_sha256=task["inputs"]["checkpoint_sha256"])
+  staged_card = os.path.join(work_dir, "card.md")
+  with open(staged_card, "w") as f:
+    f.write(card)
+  staged_archive = os.path.join(work_dir, "module.tar.gz")
+  if task["archive"]:
+    archive.write(staged, staged_archive)
+  signatures = _signature_summary(staged)
+
+  _place(staged, module_dir, work_dir)
+  os.replace(staged_card, card_path)
+  if task["archive"]:
+    os.replace(staged_archive, archive_path)
+  elif os.path.exists(archive_path):
+    os.remove(archive_path)
+  outputs = manifest.relative_files(module_dir, output_dir) + [
+      os.path.relpath(path, output_dir) for path in (card_path, archive_path)
+      if os.path.exists(path)]
+  relative = lambda path: os.path.relpath(path, output_dir)
+  return {
+      "handle": key,
+      "net": entry.name,
+      "kind": kind,
+      "version": version,
+      "format": metadata["format"],
+      "inputs": task["inputs"],
+      "checkpoint_files": task["checkpoint_files"],
+      "files": {path: manifest.file_record(os.path.join(output_dir, path))
+                for path in sorted(outputs)},
+      "model_card": relative(card_path),
+      "archive": relative(archive_path) if task["archive"] else None,
+      "signatures": signatures,
+      "tensorflow_version": metadata["tensorflow_version"],
+      "slimhub_version": metadata["slimhub_version"],
+      "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+      "build_seconds": round(time.time() - started, 1),
+  }
+
+
+def _exit_with_parent():
+  """Returns only when stdin closes, i.e. the parent died; then exits."""
+  sys.stdin.buffer.read()
+  os._exit(3)  # pylint: disable=protected-access
+
+
+def main():
+  task = json.loads(sys.argv[1])
+  threading.Thread(target=_exit_with_parent, daemon=True).start()
+  from slimhub.exporters import common  # pylint: disable=g-import-not-at-top
+  common.quiet_tensorflow()
+  try:
+    result = {"status": "built", "record": build(task)}
+  except (BuildError, export.ExportError) as error:
+    result = {"status": "failed", "reason": str(error)}
+  except Exception as error:  # pylint: disable=broad-except
+    # Any other failure is reported like the others; the log has the trace.
+    import traceback  # pylint: disable=g-import-not-at-top
+    traceback.print_exc()
+    result = {"status": "failed",
+              "reason": f"{type(error).__name__}: {error}"}
+  retired = os.path.join(task["work_dir"], "retired")
+  shutil.rmtree(retired, ignore_errors=True)
+  manifest.write_atomically(os.path.join(task["work_dir"], RESULT_FILE),
+                            json.dumps(result))
+
+
+if __name__ == "__main__":
+  main()
