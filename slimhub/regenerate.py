@@ -299,6 +299,11 @@ def regenerate(options, log=print):
   return outcomes
 
 
+def _one_line(text, limit=300):
+  line = " ".join(part.strip() for part in text.splitlines())
+  return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
 def summary(outcomes):
   """The end-of-run table: one row per built or failed module, one per
   reason for the others."""
@@ -306,7 +311,7 @@ def summary(outcomes):
             for status in (BUILT, UP_TO_DATE, SKIPPED, FAILED)}
   lines = ["Summary: " + ", ".join(f"{count} {status}"
                                    for status, count in counts.items())]
-  rows = [(o.status, o.key, f"{o.seconds:.1f}s", o.reason.split("\n")[0])
+  rows = [(o.status, o.key, f"{o.seconds:.1f}s", _one_line(o.reason))
           for o in outcomes if o.status in (BUILT, FAILED)]
   groups = {}
   for outcome in outcomes:

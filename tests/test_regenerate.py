@@ -1,0 +1,275 @@
+"""slimhub-regenerate as a user runs it: a sample of handles at versions
+1/3/5 from deterministic checkpoints, re-runs that skip or rebuild, a run
+killed midway, and failures that are reported without stopping the rest."""
+
+import glob
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+
+import pytest
+
+import reference_data
+import tfhub_doc_checks
+from slimhub import catalog
+from slimhub import deterministic
+from slimhub import slim_nets
+from slimhub.exporters import make_checkpoint
+
+SAMPLE_NETS = ("mobilenet_v1_025_128", "mobilenet_v2_035_96",
+               "mobilenet_v3_small_075_224")
+SAMPLE = ("imagenet/mobilenet_v1_025_128/feature_vector",
+          "imagenet/mobilenet_v2_035_96/classification",
+          "imagenet/mobilenet_v3_small_075_224/feature_vector")
+WORKER = "slimhub.regenerate_worker"
+
+
+def _sha256(path):
+  with open(path, "rb") as f:
+    return hashlib.sha256(f.read()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def checkpoint_dir(tmp_path_factory):
+  directory = tmp_path_factory.mktemp("checkpoints")
+  for net in SAMPLE_NETS:
+    make_checkpoint.make_checkpoint(net, 1, checkpoint_dir=str(directory))
+  return directory
+
+
+def regenerate(checkpoint_dir, output_dir, *extra, handles=SAMPLE,
+               versions="1,3,5"):
+  return [sys.executable, "-m", "slimhub.exporters.regenerate",
+          f"--checkpoint_dir={checkpoint_dir}", f"--output_dir={output_dir}",
+          f"--handles={','.join(handles)}", f"--versions={versions}", *extra]
+
+
+def run(command):
+  return subprocess.run(command, capture_output=True, text=True, check=False)
+
+
+def expected_keys(handles, versions):
+  return {entry.handle(kind, version)
+          for entry, kind, version in catalog.modules(handles, versions)}
+
+
+def _module_files(directory):
+  return sorted(os.path.relpath(path, directory)
+                for path in glob.glob(f"{directory}/**", recursive=True)
+                if os.path.isfile(path))
+
+
+def check_outputs(output_dir, checkpoint_dir):
+  """Asserts that every manifest record matches the files on disk; the
+  manifest."""
+  with open(os.path.join(output_dir, "manifest.json")) as f:
+    manifest = json.load(f)
+  assert manifest["schema"] == "slimhub-regenerate-manifest/1"
+  for key, record in manifest["modules"].items():
+    module_dir = os.path.join(output_dir, key)
+    for path, expected in record["files"].items():
+      full = os.path.join(output_dir, path)
+      assert {"sha256": _sha256(full), "size": os.path.getsize(full)} == (
+          expected), path
+    assert [f"{key}/{p}" for p in _module_files(module_dir)] == sorted(
+        p for p in record["files"] if p.startswith(key + "/"))
+    card = os.path.join(output_dir, record["model_card"])
+    assert record["model_card"] == f"{key}.md"
+    with open(card) as f:
+      tfhub_doc_checks.check_card(f.read(), card, output_dir)
+    if record["archive"]:
+      _check_archive(os.path.join(output_dir, record["archive"]), module_dir)
+    checkpoint = os.path.join(checkpoint_dir, record["inputs"]["checkpoint"])
+    assert record["checkpoint_files"] == {
+        os.path.basename(path): _sha256(path)
+        for path in glob.glob(checkpoint + ".*") if not path.endswith(".meta")}
+  return manifest
+
+
+def _check_archive(path, module_dir):
+  tfhub_doc_checks.check_archive(path)
+  with tarfile.open(path) as tar:
+    members = {m.name: hashlib.sha256(tar.extractfile(m).read()).hexdigest()
+               for m in tar if m.isfile()}
+  assert members == {name: _sha256(os.path.join(module_dir, name))
+                     for name in _module_files(module_dir)}
+
+
+def _summary_counts(stdout):
+  (line,) = [l for l in stdout.splitlines() if l.startswith("Summary: ")]
+  return line
+
+
+def test_regenerate_skip_and_rebuild(tmp_path, checkpoint_dir):
+  """The first run builds and records the sample, a second one skips it,
+  and a deleted module or a changed card is rebuilt alone."""
+  output = tmp_path / "out"
+  command = regenerate(checkpoint_dir, output, "--jobs=2", "--archive")
+  first = run(command)
+  assert first.returncode == 0, first.stdout + first.stderr
+  keys = expected_keys(SAMPLE, (1, 3, 5))
+  assert len(keys) == 7
+  assert _summary_counts(first.stdout) == (
+      "Summary: 7 built, 0 up to date, 0 skipped, 0 failed")
+  assert "ETA" in first.stdout
+  manifest = check_outputs(output, checkpoint_dir)
+  assert set(manifest["modules"]) == keys
+  record = manifest["modules"][
+      "google/imagenet/mobilenet_v2_035_96/classification/3"]
+  assert record["format"] == catalog.TF1_HUB
+  assert record["signatures"]["[train]"][
+      "image_classification_with_bn_hparams"]["outputs"] == {
+          "default": "float32 [?,1001]"}
+  assert record["inputs"]["options"] == {"publisher": "google",
+                                         "archive": True}
+  v5 = manifest["modules"][
+      "google/imagenet/mobilenet_v3_small_075_224/feature_vector/5"]
+  assert v5["signatures"]["[serve]"]["serving_default"]["outputs"] == {
+      "default": "float32 [?,1024]"}
+  assert not os.path.exists(output / ".regenerate-work")
+
+  second = run(command)
+  assert second.returncode == 0, second.stderr
+  assert _summary_counts(second.stdout) == (
+      "Summary: 0 built, 7 up to date, 0 skipped, 0 failed")
+  assert json.loads((output / "manifest.json").read_text()) == manifest
+
+  deleted = "google/imagenet/mobilenet_v1_025_128/feature_vector/5"
+  edited = "google/imagenet/mobilenet_v2_035_96/classification/1"
+  shutil.rmtree(output / deleted)
+  with open(output / f"{edited}.md", "a") as f:
+    f.write("local edit\n")
+  third = run(command)
+  assert third.returncode == 0, third.stderr
+  assert _summary_counts(third.stdout) == (
+      "Summary: 2 built, 5 up to date, 0 skipped, 0 failed")
+  rebuilt = check_outputs(output, checkpoint_dir)["modules"]
+  for key in keys - {deleted, edited}:
+    assert rebuilt[key] == manifest["modules"][key]
+  assert f"({deleted}/" in third.stdout and f"({edited}.md changed)" in (
+      third.stdout)
+
+
+def _worker_pids(output_dir):
+  pids = []
+  for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
+    try:
+      with open(cmdline, "rb") as f:
+        arguments = f.read().decode(errors="replace")
+    except OSError:
+      continue
+    if WORKER in arguments and str(output_dir) in arguments:
+      pids.append(int(cmdline.split("/")[2]))
+  return pids
+
+
+def test_killed_run_is_completed_by_the_next(tmp_path, checkpoint_dir):
+  output = tmp_path / "out"
+  handles = ("mobilenet_v1_025_128",)
+  command = regenerate(checkpoint_dir, output, "--jobs=2", handles=handles,
+                       versions="1,3")
+  process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+  manifest_path = output / "manifest.json"
+  deadline = time.time() + 600
+  while time.time() < deadline and process.poll() is None:
+    done = (json.loads(manifest_path.read_text())["modules"]
+            if manifest_path.exists() else {})
+    if done and _worker_pids(output):
+      break
+    time.sleep(0.05)
+  assert process.poll() is None, "the run ended before it could be killed"
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  killed_with = json.loads(manifest_path.read_text())["modules"]
+  assert 1 <= len(killed_with) < 4
+  deadline = time.time() + 60
+  while _worker_pids(output) and time.time() < deadline:
+    time.sleep(0.1)
+  assert not _worker_pids(output), "workers outlived their parent"
+  for version_dir in glob.glob(f"{output}/google/imagenet/*/*/[0-9]"):
+    assert os.path.exists(os.path.join(version_dir, "saved_model.pb"))
+    assert os.path.exists(os.path.join(version_dir, "variables",
+                                       "variables.index"))
+
+  again = run(command)
+  assert again.returncode == 0, again.stdout + again.stderr
+  assert _summary_counts(again.stdout) == (
+      f"Summary: {4 - len(killed_with)} built, {len(killed_with)} up to "
+      "date, 0 skipped, 0 failed")
+  manifest = check_outputs(output, checkpoint_dir)
+  assert set(manifest["modules"]) == expected_keys(handles, (1, 3))
+  assert not os.path.exists(output / ".regenerate-work")
+
+
+def test_failures_are_reported_and_the_rest_is_built(tmp_path,
+                                                      checkpoint_dir):
+  broken = tmp_path / "checkpoints"
+  shutil.copytree(checkpoint_dir, broken)
+  entry = catalog.find("mobilenet_v2_035_96")
+  meta, _ = reference_data.load("mobilenet_v2_035_96")
+  dropped = "MobilenetV2/Conv/weights"
+  variables = [(name, shape) for name, shape in meta["checkpoint_variables"]
+               if name != dropped]
+  shutil.rmtree(broken / entry.tarball_folder)
+  deterministic.write_checkpoint(variables, 1, str(broken / entry.checkpoint))
+  handles = ("mobilenet_v1_025_128", "mobilenet_v2_035_96", "inception_v1")
+  output = tmp_path / "out"
+  result = run(regenerate(broken, output, "--jobs=2", handles=handles,
+                          versions="1"))
+  assert result.returncode == 1
+  assert _summary_counts(result.stdout) == (
+      "Summary: 2 built, 0 up to date, 2 skipped, 2 failed")
+  failed = [line for line in result.stdout.splitlines()
+            if line.startswith("failed ")]
+  assert len(failed) == 2
+  assert all("mobilenet_v2_035_96" in line and "missing from the checkpoint"
+             in line for line in failed)
+  assert dropped in result.stdout
+  assert "no checkpoint inception_v1_2016_08_28/inception_v1.ckpt" in (
+      result.stdout)
+  manifest = check_outputs(output, broken)
+  assert set(manifest["modules"]) == expected_keys(("mobilenet_v1_025_128",),
+                                                   (1,))
+  assert not glob.glob(f"{output}/google/imagenet/mobilenet_v2_035_96/*/1")
+
+
+def test_bad_flags_and_a_locked_output_dir(tmp_path, checkpoint_dir):
+  result = run(regenerate(checkpoint_dir, tmp_path / "out", versions="one"))
+  assert result.returncode != 0 and "--versions takes integers" in (
+      result.stderr)
+  missing = run(regenerate(tmp_path / "nowhere", tmp_path / "out"))
+  assert missing.returncode == 1
+  assert "slimhub-regenerate: error: Checkpoint directory" in missing.stderr
+  import fcntl  # pylint: disable=g-import-not-at-top
+  (tmp_path / "out").mkdir(exist_ok=True)
+  with open(tmp_path / "out" / ".regenerate.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    locked = run(regenerate(checkpoint_dir, tmp_path / "out"))
+  assert locked.returncode == 1
+  assert "Another slimhub-regenerate is writing to" in locked.stderr
+
+
+# One net per family with a Slim net in this slimhub, at versions 1/3/5.
+FAMILY_SAMPLE = ("inception_v1", "resnet_v2_50", "vgg_16",
+                 "mobilenet_v1_025_128", "mobilenet_v2_035_96",
+                 "mobilenet_v3_small_075_224", "nasnet_mobile")
+
+
+@pytest.mark.slow
+def test_one_net_per_family(tmp_path):
+  nets = [net for net in FAMILY_SAMPLE
+          if catalog.find(net).net in slim_nets.names()]
+  for net in nets:
+    make_checkpoint.make_checkpoint(net, 1, checkpoint_dir=str(tmp_path))
+  output = tmp_path / "out"
+  result = run(regenerate(tmp_path, output, "--jobs=2", handles=nets))
+  assert result.returncode == 0, result.stdout + result.stderr
+  manifest = check_outputs(output, tmp_path)
+  assert set(manifest["modules"]) == expected_keys(nets, (1, 3, 5))
