@@ -372,14 +372,16 @@ def find(name):
 def modules(patterns=None, versions=None, include_unsupported=False):
   """Yields (entry, kind, version) for every module, optionally filtered.
 
-  patterns: fnmatch globs matched against "collection/stem/kind" and the
-  --net name (e.g. "imagenet/mobilenet_v1_*", "pnasnet_large").
+  patterns: fnmatch globs matched against "collection/stem/kind", the
+  --net name and "<net name>/kind" (e.g. "imagenet/mobilenet_v1_*",
+  "pnasnet_large", "inception_v3/feature_vector").
   """
   for entry in ENTRIES:
     if entry.unsupported and not include_unsupported:
       continue
     for kind in entry.kinds:
-      keys = (entry.handle(kind, publisher="")[1:], entry.name)
+      keys = (entry.handle(kind, publisher="")[1:], entry.name,
+              f"{entry.name}/{kind}")
       if patterns and not any(fnmatch.fnmatchcase(key, pattern)
                               for pattern in patterns for key in keys):
         continue

@@ -133,8 +133,13 @@ def _locate(entry, options, log):
 def plan(options, manifest, work_dir, log=print):
   """([Job], [Outcome]): the modules to build, and what the others are."""
   jobs, outcomes, sources = [], [], {}
-  selected = catalog.modules(_patterns(options), options.versions,
-                             include_unsupported=True)
+  selected = list(catalog.modules(_patterns(options), options.versions,
+                                  include_unsupported=True))
+  if not selected:
+    raise RegenerateError(
+        f"No catalogue module matches --handles={','.join(options.patterns)} "
+        f"--versions={','.join(map(str, options.versions))}; slimhub-catalog "
+        "lists the handles")
   for entry, kind, version in selected:
     key = entry.handle(kind, version, options.publisher)
     reason = _unbuildable_reason(entry)

@@ -205,3 +205,36 @@ def test_fetch_binary(tmp_path, mirror, official_files):
   assert result.returncode == 0, result.stderr
   assert result.stdout.splitlines()[-1] == str(
       tmp_path / "cache" / catalog.find(NET).checkpoint)
+
+
+def test_every_catalogue_checkpoint_lies_in_its_tarball_folder():
+  for entry in catalog.ENTRIES:
+    if entry.tarball:
+      assert entry.checkpoint.split("/")[0] == entry.tarball_folder, entry
+      assert fetch.tarball_url(entry).startswith("https://")
+      assert fetch.tarball_url(entry, "http://mirror/x/") == (
+          f"http://mirror/x/{entry.tarball}")
+
+
+def test_regenerate_downloads_missing_checkpoints(tmp_path, mirror,
+                                                  official_files):
+  root, server = mirror
+  _publish(root, catalog.find(NET), official_files)
+  output = tmp_path / "out"
+  (tmp_path / "checkpoints").mkdir()
+  command = [sys.executable, "-m", "slimhub.exporters.regenerate",
+             f"--checkpoint_dir={tmp_path / 'checkpoints'}",
+             f"--output_dir={output}", f"--handles={NET}/feature_vector",
+             "--versions=1"]
+  without = subprocess.run(command, capture_output=True, text=True,
+                           check=False)
+  assert without.returncode == 0, without.stderr
+  assert "1 skipped" in without.stdout and "--download fetches it" in (
+      without.stdout)
+  result = subprocess.run(command + ["--download", f"--base_url={server.url}"],
+                          capture_output=True, text=True, check=False)
+  assert result.returncode == 0, result.stdout + result.stderr
+  assert "Summary: 1 built" in result.stdout
+  assert server.requests == [f"/{catalog.find(NET).tarball}"]
+  assert (output / "google/imagenet/mobilenet_v1_025_128/feature_vector/1/"
+          "saved_model.pb").exists()

@@ -244,6 +244,11 @@ def test_bad_flags_and_a_locked_output_dir(tmp_path, checkpoint_dir):
   result = run(regenerate(checkpoint_dir, tmp_path / "out", versions="one"))
   assert result.returncode != 0 and "--versions takes integers" in (
       result.stderr)
+  typo = run(regenerate(checkpoint_dir, tmp_path / "out",
+                        handles=("mobilenet_v1_025_12",)))
+  assert typo.returncode == 1
+  assert "No catalogue module matches --handles=mobilenet_v1_025_12" in (
+      typo.stderr)
   missing = run(regenerate(tmp_path / "nowhere", tmp_path / "out"))
   assert missing.returncode == 1
   assert "slimhub-regenerate: error: Checkpoint directory" in missing.stderr
