@@ -174,36 +174,36 @@ def _vgg(depth):
       weights_page=_SLIM_README)
 
 
-def _nasnet(name, tfhub_id, cells, filters, keep_prob):
-  return Architecture(
-      name=name, tfhub_id=tfhub_id,
-      background=(("NASNet-A is a family of convolutional networks for "
-                   "image classification whose cells (layers) were found by "
-                   "Neural Architecture Search. NAS and NASNet were "
-                   "originally published by", (_NAS, _NASNET)),),
-      build=(f"It is built with the TF-Slim implementation `{{slim}}` for "
-             f"ImageNet: {cells} Normal Cells, starting with {filters} "
-             "convolutional filters after the \"ImageNet stem\", at an input "
-             "size of {size}x{size} pixels."),
-      weights_page=("NASNet's pre-trained models",
-                    f"{_SLIM_MODELS}/nets/nasnet/README.md"),
-      drop_path_keep_prob=keep_prob)
+_NASNET_FAMILY = dict(
+    background=(("NASNet-A is a family of convolutional networks for image "
+                 "classification whose cells (layers) were found by Neural "
+                 "Architecture Search. NAS and NASNet were originally "
+                 "published by", (_NAS, _NASNET)),),
+    cells=("{cells} Normal Cells, starting with {filters} convolutional "
+           "filters after the \"ImageNet stem\""),
+    weights_page=("NASNet's pre-trained models",
+                  f"{_SLIM_MODELS}/nets/nasnet/README.md"))
+_PNASNET_FAMILY = dict(
+    background=(("PNASNet-5 is a family of convolutional networks for image "
+                 "classification whose cells (layers) were found by "
+                 "Progressive Neural Architecture Search. It reuses "
+                 "techniques of its precursor NASNet, among them "
+                 "regularization by path dropout. PNASNet and NASNet were "
+                 "originally published by", (_PNASNET, _NASNET)),),
+    cells=("{cells} cells (plus 2 for the \"ImageNet stem\"), starting with "
+           "{filters} convolutional filters after the stem"),
+    weights_page=_SLIM_README)
 
 
-def _pnasnet(name, tfhub_id, cells, filters, keep_prob):
+def _searched(family, name, tfhub_id, cells, filters, keep_prob):
+  """A (P)NASNet size: its cell count, filters and path-dropout rate."""
   return Architecture(
-      name=name, tfhub_id=tfhub_id,
-      background=(("PNASNet-5 is a family of convolutional networks for "
-                   "image classification whose cells (layers) were found by "
-                   "Progressive Neural Architecture Search. It reuses "
-                   "techniques of its precursor NASNet, among them "
-                   "regularization by path dropout. PNASNet and NASNet were "
-                   "originally published by", (_PNASNET, _NASNET)),),
-      build=(f"It is built with the TF-Slim implementation `{{slim}}` for "
-             f"ImageNet: {cells} cells (plus 2 for the \"ImageNet stem\"), "
-             f"starting with {filters} convolutional filters after the stem, "
-             "at an input size of {size}x{size} pixels."),
-      weights_page=_SLIM_README, drop_path_keep_prob=keep_prob)
+      name=name, tfhub_id=tfhub_id, background=family["background"],
+      build=("It is built with the TF-Slim implementation `{slim}` for "
+             "ImageNet: " + family["cells"].format(cells=cells,
+                                                   filters=filters)
+             + ", at an input size of {size}x{size} pixels."),
+      weights_page=family["weights_page"], drop_path_keep_prob=keep_prob)
 
 
 def _mobilenet_v3(size_class):
@@ -274,13 +274,14 @@ ARCHITECTURES = {
                       f"{_SLIM_MODELS}/nets/mobilenet/README.md")),
     "mobilenet-v3-large": _mobilenet_v3("large"),
     "mobilenet-v3-small": _mobilenet_v3("small"),
-    "nasnet-a-large": _nasnet("NASNet-A (large)", "nasnet-a-large", 18, 168,
-                              0.7),
-    "nasnet-a-mobile": _nasnet("NASNet-A (mobile)", "nasnet-a-mobile", 12, 44,
-                               1.0),
-    "pnasnet-5-large": _pnasnet("PNASNet-5 (large)", "pnasnet-5-large", 12,
-                                216, 0.6),
-    "pnasnet-5-mobile": _pnasnet("PNASNet-5 (mobile)", None, 9, 54, 1.0),
+    "nasnet-a-large": _searched(_NASNET_FAMILY, "NASNet-A (large)",
+                                "nasnet-a-large", 18, 168, 0.7),
+    "nasnet-a-mobile": _searched(_NASNET_FAMILY, "NASNet-A (mobile)",
+                                 "nasnet-a-mobile", 12, 44, 1.0),
+    "pnasnet-5-large": _searched(_PNASNET_FAMILY, "PNASNet-5 (large)",
+                                 "pnasnet-5-large", 12, 216, 0.6),
+    "pnasnet-5-mobile": _searched(_PNASNET_FAMILY, "PNASNet-5 (mobile)", None,
+                                  9, 54, 1.0),
     "amoebanet-a-n18-f448": Architecture(
         name="AmoebaNet-A (N=18, F=448)", tfhub_id="amoebanet-a-n18-f448",
         background=(("AmoebaNet-A is an image classification network whose "
