@@ -61,10 +61,12 @@ class _Traces:
                                        custom_getter=self.shared.getter):
         outputs = body(images, momentum, is_training)
       if is_training:
-        # wrap_function adds no automatic control dependencies.
-        update_ops = tf.compat.v1.get_collection(
-            tf.compat.v1.GraphKeys.UPDATE_OPS)
-        with tf.control_dependencies(update_ops):
+        # wrap_function adds no automatic control dependencies. One group op
+        # keeps the graph small: each output depends on it, not on every
+        # update op.
+        updates = tf.group(*tf.compat.v1.get_collection(
+            tf.compat.v1.GraphKeys.UPDATE_OPS), name="update_ops")
+        with tf.control_dependencies([updates]):
           outputs = {key: tf.identity(value) for key, value in outputs.items()}
       return outputs
     return tf.compat.v1.wrap_function(
