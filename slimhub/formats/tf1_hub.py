@@ -14,7 +14,6 @@ The graph content comes from a module_fn callback; variable values come
 from a callback that writes the checkpoint at a given prefix.
 """
 
-import gc
 import os
 
 import tensorflow as tf
@@ -117,7 +116,6 @@ def build_meta_graphs(module_fn, variants=IMAGE_MODULE_VARIANTS):
   meta_graphs, common = [], None
   for tags, kwargs in variants:
     meta_graph, variables, _ = build_meta_graph(module_fn, tags, kwargs)
-    gc.collect()  # tf.Graph holds reference cycles; free it before the next.
     if common is not None and variables != common:
       differ = sorted(set(variables).symmetric_difference(common))
       raise ModuleGraphError(
