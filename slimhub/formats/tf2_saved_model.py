@@ -132,7 +132,11 @@ def serving_signature(module, input_spec):
   """The v5 serving_default: inference on `inputs`, output key "default"."""
   @tf.function(input_signature=[input_spec])
   def serve(inputs):
-    return {"default": module.__call__(inputs, training=False)}
+    # A tensor momentum reuses the traced inference function; the Python
+    # default would trace a fifth, fixed-momentum __call__ (§4 forbids it).
+    momentum = tf.constant(DEFAULT_MOMENTUM, tf.float32)
+    return {"default": module.__call__(inputs, training=False,
+                                       batch_norm_momentum=momentum)}
   return serve
 
 
