@@ -27,9 +27,11 @@ def require_all_moved(changes, step):
   return f"{step} moves all {len(changes)} moving_mean variables"
 
 
-def require_momentum_effect(fast, slow, default):
-  """The pass detail if {name: change} at FAST, SLOW and the default
-  momentum show the 50x ratio and a default of 0.99."""
+def require_momentum_effect(changes_at):
+  """The pass detail if changes_at(momentum), the {name: change} of one
+  step at that momentum (None: the default), shows the 50x ratio of FAST to
+  SLOW and a default of SLOW."""
+  fast, slow, default = changes_at(FAST), changes_at(SLOW), changes_at(None)
   ratios = {name: fast[name] / slow[name] for name in slow if slow[name]}
   off = sorted(name for name in slow
                if abs(ratios.get(name, 0.0) / RATIO - 1) > RATIO_TOLERANCE)
@@ -50,6 +52,7 @@ def require_momentum_effect(fast, slow, default):
         f"{len(wrong)} moving_mean variables move as with momentum "
         f"{implied[wrong[0]]:.4f} (e.g. {wrong[0]})",
         [f"{name}: {implied[name]:.4f}" for name in wrong])
-  values = sorted(ratios.values())
-  return (f"momentum {FAST} moves every moving_mean {values[0]:.2f}-"
-          f"{values[-1]:.2f}x as far as {SLOW}; the default is {SLOW}")
+  low, high = f"{min(ratios.values()):.2f}", f"{max(ratios.values()):.2f}"
+  spread = low if low == high else f"{low}-{high}"
+  return (f"momentum {FAST} moves every moving_mean {spread}x as far as "
+          f"{SLOW}; the default is {SLOW}")

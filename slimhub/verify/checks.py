@@ -11,8 +11,6 @@ instead of a cascade.
 import dataclasses
 from typing import Callable, Sequence
 
-import tensorflow as tf
-
 PASS = "pass"
 FAIL = "fail"
 SKIP = "skip"
@@ -92,11 +90,19 @@ def run(checks: Sequence[Check], context):
         result = Result(check_.id, FAIL, failure.detail, failure.lines)
       except Skipped as skip:
         result = Result(check_.id, SKIP, str(skip))
-      except (tf.errors.OpError, ValueError, KeyError, TypeError,
-              RuntimeError, OSError) as error:
+      except Exception as error:  # pylint: disable=broad-except
+        # Whatever a module makes TensorFlow raise is a finding to report.
         result = Result(check_.id, FAIL, f"error: {_error_line(error)}")
     results[check_.id] = result
   return list(results.values())
+
+
+def require_none(problems):
+  """Fails when there are problems: the first is the detail (with a count
+  of the others), all are the lines."""
+  if problems:
+    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+    raise Failed(problems[0] + more, problems)
 
 
 def listing(items, limit=5):

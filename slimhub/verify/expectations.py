@@ -175,13 +175,19 @@ def image_input(signatures):
   return None
 
 
-def _size_of(tensor):
-  if tensor is None or tensor.shape is None or len(tensor.shape) != 4:
+def has_variable_size(images):
+  """Whether an images tensor or spec has an unknown height or width."""
+  return bool(images is not None and images.shape is not None
+              and None in images.shape[1:3])
+
+
+def _size_of(images):
+  """((height, width) or None, variable size or None) of an images input."""
+  if images is None or images.shape is None or len(images.shape) != 4:
     return None, None
-  height, width = tensor.shape[1:3]
-  if height is None or width is None:
+  if has_variable_size(images):
     return None, True
-  return (height, width), False
+  return tuple(images.shape[1:3]), False
 
 
 def _inferred_tf1(module):
@@ -210,9 +216,8 @@ def _inferred_tf2(module):
   serving = any("serving_default" in signatures
                 for signatures in saved_object.signatures.values())
   version = 5 if serving else 4
-  inputs = [trace.arguments.get(saved_object.parameters[0])
-            for trace in saved_object.traces if saved_object.parameters]
-  size, variable = _size_of(inputs[0] if inputs else None)
+  specs = saved_object.image_specs
+  size, variable = _size_of(specs[0] if specs else None)
   bn_hparams = BATCH_NORM_MOMENTUM in saved_object.parameters
   note = f"it has {'a' if serving else 'no'} serving_default signature"
   expectation = _from_entry(_synthetic_entry(version), None, version,

@@ -115,6 +115,13 @@ class SavedObject:
   trainable: Mapping[str, Tensor]
   regularization_losses: int
 
+  @property
+  def image_specs(self):
+    """The TensorSpecs of __call__'s first parameter, one per trace."""
+    name = self.parameters[0] if self.parameters else None
+    return [trace.arguments[name] for trace in self.traces
+            if isinstance(trace.arguments.get(name), Tensor)]
+
 
 @dataclasses.dataclass(frozen=True)
 class Module:

@@ -5,6 +5,8 @@ a variant with ``import_meta_graph``, restore ``variables/variables`` and
 run its UPDATE_OPS on a random batch.
 """
 
+import functools
+
 import numpy as np
 import tensorflow as tf
 from google.protobuf import message as protobuf_message
@@ -19,6 +21,7 @@ from slimhub.verify.checks import Failed
 from slimhub.verify.checks import Skipped
 from slimhub.verify.checks import check
 from slimhub.verify.checks import listing
+from slimhub.verify.checks import require_none
 
 TRAIN = ("train",)
 FEATURES = "image_feature_vector"
@@ -34,27 +37,18 @@ def _variants_text(labels):
   return " and ".join(labels)
 
 
-def _require_none(module, find):
-  """Fails listing find(variant)'s problems, each with the variants it
-  occurs in; find yields problem strings."""
+def _per_variant(module, find):
+  """find(variant)'s problems (it yields strings), each once with the
+  variants it occurs in."""
   where = {}
   for variant in module.variants:
     for problem in find(variant):
       where.setdefault(problem, []).append(variant.label)
-  if where:
-    lines = [f"{problem} (in {_variants_text(labels)})"
-             for problem, labels in where.items()]
-    more = f" (+{len(lines) - 1} more)" if len(lines) > 1 else ""
-    raise Failed(lines[0] + more, lines)
+  return [f"{problem} (in {_variants_text(labels)})"
+          for problem, labels in where.items()]
 
 
-def _variable_size(images):
-  """Whether an images tensor has an unknown height or width."""
-  return bool(images is not None and images.shape is not None
-              and None in images.shape[1:3])
-
-
-def expected_signatures(kind, bn_hparams):
+def _expected_signatures(kind, bn_hparams):
   """The signature names of signatures.md §3.1."""
   names = {"default", FEATURES}
   if kind == catalog.CLASSIFICATION:
@@ -99,17 +93,17 @@ def tags(context):
   if extra:
     problems.append(f"unexpected tag sets {', '.join(extra)}")
   if problems:
-    raise Failed("; ".join(problems), problems)
+    require_none(problems)
   return "tag sets [] and [train]"
 
 
 @check("tf1.method_names")
 def method_names(context):
   """Every signature's method_name is empty, as hub writes them."""
-  _require_none(context.module, lambda variant: [
+  require_none(_per_variant(context.module, lambda variant: [
       f"signature {name} has method_name {signature.method_name!r}"
       for name, signature in sorted(variant.signatures.items())
-      if signature.method_name])
+      if signature.method_name]))
   return "all empty"
 
 
@@ -122,7 +116,7 @@ def signature_names(context):
   kind = expectation.kind
   if kind is None and CLASSES in names:
     kind = catalog.CLASSIFICATION
-  expected = expected_signatures(kind, expectation.bn_hparams)
+  expected = _expected_signatures(kind, expectation.bn_hparams)
 
   def find(variant):
     have = set(variant.signatures)
@@ -133,7 +127,7 @@ def signature_names(context):
                    for name in sorted(have - expected)]
     return problems
 
-  _require_none(context.module, find)
+  require_none(_per_variant(context.module, find))
   return f"{', '.join(sorted(expected))} in every variant"
 
 
@@ -163,7 +157,7 @@ def signature_inputs(context):
         yield (f"signature {name}: input 'batch_norm_momentum' is "
                f"{momentum.describe()}, expected float32 []")
 
-  _require_none(context.module, find)
+  require_none(_per_variant(context.module, find))
   shape = reading.shape_text(expectation.images_shape)
   return f"images float32 {shape} in every signature"
 
@@ -217,7 +211,7 @@ def default_output(context):
                f"{tensor.dtype} {reading.shape_text(shape)}, expected "
                f"float32 {want} ({source})")
 
-  _require_none(context.module, find)
+  require_none(_per_variant(context.module, find))
   inference = context.module.variant() or context.module.variants[0]
   dims = {name: _declared_dim(inference, name)
           for name in sorted(inference.signatures)}
@@ -228,7 +222,7 @@ def default_output(context):
 @check("tf1.end_points")
 def end_points(context):
   """Named signatures also return the net's end points, keyed "<Scope>/<end
-  point>"; *_with_bn_hparams returns what its plain signature returns."""
+  point>"; *_with_bn_hparams returns the end points of its plain signature."""
   expectation = context.expectation
   prefix = expectation.end_point_prefix
 
@@ -248,14 +242,17 @@ def end_points(context):
       elif not prefix and len(scopes) > 1:
         yield f"signature {name}: end points under several scopes {scopes}"
       plain = variant.signatures.get(name[:-len(BN_SUFFIX)])
-      if name.endswith(BN_SUFFIX) and plain and plain.outputs != (
-          signature.outputs):
-        differ = sorted(set(plain.outputs).symmetric_difference(
-            signature.outputs)) or ["tensors differ"]
-        yield (f"signature {name} returns other outputs than "
-               f"{name[:-len(BN_SUFFIX)]}: {listing(differ, 3)}")
+      if name.endswith(BN_SUFFIX) and plain:
+        ours, theirs = (
+            {k: v for k, v in outputs.items() if k != "default"}
+            for outputs in (signature.outputs, plain.outputs))
+        differ = sorted(key for key in set(ours) | set(theirs)
+                        if ours.get(key) != theirs.get(key))
+        if differ:
+          yield (f"signature {name} returns other end points than "
+                 f"{name[:-len(BN_SUFFIX)]}: {listing(differ, 3)}")
 
-  _require_none(context.module, find)
+  require_none(_per_variant(context.module, find))
   inference = context.module.variant() or context.module.variants[0]
   counts = {name: len(signature.outputs) - 1
             for name, signature in sorted(inference.signatures.items())
@@ -271,8 +268,9 @@ def image_module_info(context):
   """ImageModuleInfo is attached to every variant with the default image size
   (from version 3, and whenever the input size is variable)."""
   expectation = context.expectation
-  variable = any(_variable_size(expectations.image_input(v.signatures))
-                 for v in context.module.variants)
+  variable = any(
+      expectations.has_variable_size(expectations.image_input(v.signatures))
+      for v in context.module.variants)
   required = expectation.image_module_info or variable
   sizes = {}
 
@@ -294,7 +292,7 @@ def image_module_info(context):
               f"({expectation.source})"]
     return []
 
-  _require_none(context.module, find)
+  require_none(_per_variant(context.module, find))
   present = {size for size in sizes.values() if size}
   if not present:
     return (f"none, as version {expectation.version} rules with a fixed "
@@ -302,6 +300,9 @@ def image_module_info(context):
   if len(sizes) != sum(1 for size in sizes.values() if size):
     raise Failed("ImageModuleInfo is attached to some variants only: "
                  f"{', '.join(label for label, s in sizes.items() if s)}")
+  if len(present) > 1:
+    raise Failed("the variants' ImageModuleInfo sizes differ: " + ", ".join(
+        f"{label} {size[0]}x{size[1]}" for label, size in sizes.items()))
   height, width = present.pop()
   return f"default_image_size {height}x{width} in every variant"
 
@@ -320,7 +321,7 @@ def collections(context):
     if steps:
       yield f"global_step variable {', '.join(steps)}"
 
-  _require_none(context.module, find)
+  require_none(_per_variant(context.module, find))
   keys = sorted(set().union(*(v.collections for v in context.module.variants)))
   return f"collections {', '.join(keys)}"
 
@@ -359,7 +360,7 @@ def variables(context):
     problems.append(f"{len(misshapen)} variables saved with another shape: "
                     f"{listing(misshapen, 2)}")
   if problems:
-    raise Failed("; ".join(problems), problems)
+    require_none(problems)
   return (f"{len(wanted)} variables, the same in every variant, all in "
           "variables/variables")
 
@@ -471,14 +472,12 @@ def batch_norm_momentum(context):
     raise Skipped(f"version {expectation.version} rules: no "
                   "batch_norm_momentum input (it arrived in version 3)")
   return batch_norm.require_momentum_effect(
-      fast=_update_changes(context, batch_norm.FAST),
-      slow=_update_changes(context, batch_norm.SLOW),
-      default=_update_changes(context))
+      functools.partial(_update_changes, context))
 
 
 @check("tf1.inference", needs=("variables.readable",))
 def inference(context):
-  """The [] variant's signatures give finite outputs of the declared width on
+  """The [] variant's signatures give finite outputs of the expected width on
   a batch (also at another size when variable), ignore batch_norm_momentum
   and change no variable."""
   variant = context.module.variant()
@@ -489,21 +488,21 @@ def inference(context):
              for name, signature in sorted(variant.signatures.items())
              if "default" in signature.outputs}
   feed = _feed(context, variant)
-  images_name = next(iter(feed))
+  images = expectations.image_input(variant.signatures)
   sizes = [context.image_size]
-  if _variable_size(expectations.image_input(variant.signatures)):
+  if expectations.has_variable_size(images):
     sizes.append(context.other_image_size)
   before = session.values(session.variables)
   problems = []
   for size in sizes:
-    outputs = session.run(fetches, {images_name: context.images(size)})
+    outputs = session.run(fetches, {images.name: context.images(size)})
     for name, value in outputs.items():
-      dim = _declared_dim(variant, name)
+      dim, source = _expected_dim(context, variant, name)
       if value.shape != (2, dim) or not np.all(np.isfinite(value)):
         problems.append(
             f"signature {name} at {size[0]}x{size[1]}: output 'default' is "
             f"{'finite' if np.all(np.isfinite(value)) else 'not finite'} "
-            f"with shape {list(value.shape)}, declared [?,{dim}]")
+            f"with shape {list(value.shape)}, expected [2,{dim}] ({source})")
   if any(MOMENTUM in s.inputs for s in variant.signatures.values()):
     tuned = session.run(fetches, _feed(context, variant, batch_norm.FAST))
     plain = session.run(fetches, feed)
@@ -519,10 +518,10 @@ def inference(context):
     problems.append(f"running [] changed {len(changed)} variables: "
                     f"{listing(changed, 3)}")
   if problems:
-    raise Failed("; ".join(problems), problems)
+    require_none(problems)
   shown = " and ".join(f"{h}x{w}" for h, w in sizes)
   return (f"{len(fetches)} signatures run at {shown}: finite outputs of the "
-          "declared width, no variable changes")
+          "expected width, no variable changes")
 
 
 CHECKS = (module_def, tags, method_names, signature_names, signature_inputs,

@@ -4,7 +4,8 @@ Structural checks read the object graph in saved_model.pb; the others load
 the module with ``tf.saved_model.load`` and call its restored ``__call__``.
 """
 
-import collections as collections_lib
+import collections
+import functools
 import itertools
 
 import numpy as np
@@ -18,6 +19,7 @@ from slimhub.verify.checks import Failed
 from slimhub.verify.checks import Skipped
 from slimhub.verify.checks import check
 from slimhub.verify.checks import listing
+from slimhub.verify.checks import require_none
 
 SERVE = "serve"
 SERVING_DEFAULT = "serving_default"
@@ -25,12 +27,6 @@ TRAINING = "training"
 RETURN_ENDPOINTS = "return_endpoints"
 MOMENTUM = expectations.BATCH_NORM_MOMENTUM
 SLIM_FLAGS = (TRAINING, RETURN_ENDPOINTS)
-
-
-def _require_none(problems):
-  if problems:
-    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-    raise Failed(problems[0] + more, problems)
 
 
 def _flags(saved_object):
@@ -61,8 +57,8 @@ def tags(context):
 
 @check("tf2.attributes")
 def attributes(context):
-  """The root object has __call__ with a training parameter, variables,
-  trainable_variables and (in the Slim collection) regularization_losses."""
+  """The root object has __call__, variables, trainable_variables and (in
+  the Slim collection) regularization_losses."""
   saved_object = context.module.saved_object
   if "__call__" not in saved_object.attributes:
     raise Failed("the root object has no __call__, so it is no reusable "
@@ -71,20 +67,15 @@ def attributes(context):
   required = ["variables", "trainable_variables"]
   if context.expectation.catalogued:
     required.append("regularization_losses")
-  problems = [f"no attribute {name}" for name in required
-              if name not in saved_object.attributes]
-  if TRAINING not in saved_object.parameters:
-    problems.append(f"__call__{tuple(saved_object.parameters)} has no "
-                    "training parameter, so hub.KerasLayer cannot fine-tune "
-                    "it (hub#745)")
-  _require_none(problems)
+  require_none([f"no attribute {name}" for name in required
+                if name not in saved_object.attributes])
   return f"__call__({', '.join(saved_object.parameters)}), " + ", ".join(
       name for name in ("variables", "trainable_variables",
                         "regularization_losses")
       if name in saved_object.attributes)
 
 
-@check("tf2.traces")
+@check("tf2.traces", needs=("tf2.attributes",))
 def traces(context):
   """__call__ has one trace per combination of its Python bool arguments
   (exactly training x return_endpoints in the Slim collection) and takes
@@ -97,9 +88,13 @@ def traces(context):
   if context.expectation.catalogued and tuple(flags) != SLIM_FLAGS:
     problems.append(f"the traces bind {flags or 'no parameters'} to Python "
                     f"bools; the Slim collection traces {list(SLIM_FLAGS)}")
-  if TRAINING not in flags:
+  if TRAINING not in saved_object.parameters:
+    problems.append(f"__call__({', '.join(saved_object.parameters)}) has no "
+                    "training parameter, so hub.KerasLayer cannot fine-tune "
+                    "it (hub#745)")
+  elif TRAINING not in flags:
     problems.append("no trace binds training to True and False")
-  combinations = collections_lib.Counter(
+  combinations = collections.Counter(
       tuple(trace.arguments.get(name) for name in flags)
       for trace in saved_object.traces)
   for values in itertools.product((False, True), repeat=len(flags)):
@@ -117,11 +112,11 @@ def traces(context):
   if len(saved_object.traces) != expected_count:
     problems.insert(0, f"{len(saved_object.traces)} traces of __call__, "
                     f"expected {expected_count}")
-  _require_none(problems)
+  require_none(problems)
   return f"{len(saved_object.traces)} traces: {' x '.join(flags)}"
 
 
-@check("tf2.call_inputs")
+@check("tf2.call_inputs", needs=("tf2.attributes",))
 def call_inputs(context):
   """Every trace takes the images as float32 [None,h|None,w|None,3] and
   batch_norm_momentum as a float32 scalar tensor."""
@@ -148,14 +143,14 @@ def call_inputs(context):
         momentum.dtype != "float32" or momentum.shape != ()):
       problems.append(f"trace ({label}): {MOMENTUM} is "
                       f"{momentum.describe()}, expected float32 []")
-  _require_none(problems)
+  require_none(problems)
   spec = saved_object.traces[0].arguments.get(images)
   return f"{images} {spec.describe()}" + (
       f", {MOMENTUM} float32 []" if MOMENTUM in saved_object.parameters
       else "")
 
 
-@check("tf2.variables")
+@check("tf2.variables", needs=("tf2.attributes",))
 def variables(context):
   """trainable_variables is a non-empty subset of variables, and no moving
   statistic is trainable."""
@@ -173,7 +168,7 @@ def variables(context):
   if moving:
     problems.append(f"{len(moving)} moving statistics are trainable: "
                     f"{listing(moving, 3)}")
-  _require_none(problems)
+  require_none(problems)
   return (f"{len(saved_object.variables)} variables, "
           f"{len(saved_object.trainable)} trainable, no moving statistic "
           "trainable")
@@ -187,8 +182,12 @@ def load(context):
 
 
 def _call_kwargs(context, training):
+  """{"training": training}, or {} for a __call__ without that parameter
+  (inference only; the training checks skip it)."""
   if TRAINING in context.module.saved_object.parameters:
     return {TRAINING: training}
+  if training:
+    raise Skipped("__call__ has no training parameter (see tf2.traces)")
   return {}
 
 
@@ -205,7 +204,7 @@ def _output_dim(context):
   return None, "unknown"
 
 
-@check("tf2.default_output", needs=("tf2.load",))
+@check("tf2.default_output", needs=("tf2.load", "tf2.attributes"))
 def default_output(context):
   """Without return_endpoints, __call__ returns float32 [None, dim] and gives
   finite [batch, dim] values (also at another size when variable)."""
@@ -224,9 +223,8 @@ def default_output(context):
       problems.append(f"trace ({_label(trace, saved_object)}) returns "
                       f"{shown}, expected float32 [?,{dim}] ({source})")
   sizes = [context.image_size]
-  first = saved_object.traces[0].arguments.get(saved_object.parameters[0])
-  if isinstance(first, reading.Tensor) and first.shape and (
-      None in first.shape[1:3]):
+  if any(expectations.has_variable_size(images)
+         for images in saved_object.image_specs):
     sizes.append(context.other_image_size)
   loaded = context.loaded()
   for size in sizes:
@@ -237,12 +235,12 @@ def default_output(context):
                       f"{list(value.shape)}"
                       f"{'' if np.all(np.isfinite(value)) else ', not finite'}"
                       f", expected [2, {dim}]")
-  _require_none(problems)
+  require_none(problems)
   shown = " and ".join(f"{h}x{w}" for h, w in sizes)
   return f"float32 [?,{dim}] ({source}); finite at {shown}"
 
 
-@check("tf2.end_points")
+@check("tf2.end_points", needs=("tf2.attributes",))
 def end_points(context):
   """With return_endpoints=True, __call__ returns default plus the end points
   keyed "<Scope>/<end point>", the same in training and inference."""
@@ -271,7 +269,7 @@ def end_points(context):
   if len({tuple(value) for value in keys.values()}) > 1:
     problems.append("the traces return different end points: " + "; ".join(
         f"{label}: {len(value)} keys" for label, value in keys.items()))
-  _require_none(problems)
+  require_none(problems)
   count = len(next(iter(keys.values()), [])) - 1
   return f"default and {count} end points in {len(outputs)} traces"
 
@@ -290,10 +288,9 @@ def regularization_losses(context):
   values = [np.asarray(function()) for function in functions]
   bad = [f"#{index}: {value!r}" for index, value in enumerate(values)
          if value.shape != () or not np.isfinite(value) or value <= 0]
-  _require_none([f"regularization loss {problem} is not a finite scalar > 0"
+  require_none([f"regularization loss {problem} is not a finite scalar > 0"
                  for problem in bad])
-  return (f"{len(values)} functions, "
-          f"{', '.join(f'{float(value):.4g}' for value in values)}")
+  return "values " + ", ".join(f"{float(value):.4g}" for value in values)
 
 
 def _moving_means(context):
@@ -354,9 +351,7 @@ def batch_norm_momentum(context):
       raise Failed(f"__call__ has no {MOMENTUM} parameter")
     raise Skipped(f"__call__ has no {MOMENTUM} parameter")
   return batch_norm.require_momentum_effect(
-      fast=_training_changes(context, batch_norm.FAST),
-      slow=_training_changes(context, batch_norm.SLOW),
-      default=_training_changes(context))
+      functools.partial(_training_changes, context))
 
 
 @check("tf2.serving_default", needs=("tf2.load",))
@@ -383,7 +378,7 @@ def serving_default(context):
   if len(signature.outputs) != 1:
     problems.append(f"{SERVING_DEFAULT} returns {sorted(signature.outputs)}, "
                     "expected one output")
-  _require_none(problems)
+  require_none(problems)
   (key, images), = signature.inputs.items()
   problem = expectations.image_shape_problem(images, expectation)
   if problem:
