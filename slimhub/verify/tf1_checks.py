@@ -389,7 +389,7 @@ def regularization_losses(context):
   total = float(np.sum(values))
   if total <= 0:
     raise Failed(f"the regularization losses sum to {total}, expected > 0")
-  return f"{len(names)} losses in {variant.label}, sum {total:.4g}"
+  return f"{variant.label}: {len(names)} terms, sum {total:.4g}"
 
 
 def _moving_means(variant):
