@@ -122,9 +122,11 @@ def serving_signature(module, input_spec):
   """The v5 serving_default: inference on `inputs`, output key "default"."""
   @tf.function(input_signature=[input_spec])
   def serve(inputs):
-    # A tensor momentum reuses the inference trace instead of adding one.
-    return {"default": module.__call__(
-        inputs, False, False, tf.constant(DEFAULT_MOMENTUM))}
+    # A tensor momentum reuses the traced inference function; the Python
+    # default would trace a fifth, fixed-momentum __call__ (§4 forbids it).
+    momentum = tf.constant(DEFAULT_MOMENTUM, tf.float32)
+    return {"default": module.__call__(inputs, training=False,
+                                       batch_norm_momentum=momentum)}
   return serve
 
 
