@@ -152,11 +152,36 @@ def export_module(net, kind, version, checkpoint, export_dir, *,
                       restore_summary=plan.summary())
 
 
+def tf1_meta_graphs(options):
+  """MetaGraphDefs of both TF1 variants and their {variable: shape}.
+
+  Needs no weights: the golden layouts are built from it too.
+  """
+  return tf1_hub.build_meta_graphs(
+      lambda is_training: module_fn_lib.module_fn(options, is_training))
+
+
+def tf2_module(options, spec, assign_values):
+  """The TF2 reusable object of `options` and its serving function (None
+  before v5); assign_values(variables) loads the weights, if any."""
+
+  def body(images, momentum, is_training):
+    features, logits, end_points = module_fn_lib.build_net(
+        options, images, momentum, is_training)
+    return {module_fn_lib.DEFAULT: logits if logits is not None else features,
+            **end_points}
+
+  module, input_spec = tf2_saved_model.build(
+      body, options.input_shape, options.image_size, assign_values)
+  serving = (tf2_saved_model.serving_signature(module, input_spec)
+             if spec.serving_default else None)
+  return module, serving
+
+
 def _build_tf1(options, spec, prefix, use_ema):
   """Graphs of both variants and the restore plan; (plan, write(dir))."""
   del spec  # The version is fully described by `options`.
-  meta_graphs, variables = tf1_hub.build_meta_graphs(
-      lambda is_training: module_fn_lib.module_fn(options, is_training))
+  meta_graphs, variables = tf1_meta_graphs(options)
   plan = checkpoints.plan_restore(variables, prefix, use_ema)
 
   def write(directory):
@@ -169,12 +194,6 @@ def _build_tf2(options, spec, prefix, use_ema):
   """The reusable object with restored weights; (plan, write(dir))."""
   plans = []
 
-  def body(images, momentum, is_training):
-    features, logits, end_points = module_fn_lib.build_net(
-        options, images, momentum, is_training)
-    return {module_fn_lib.DEFAULT: logits if logits is not None else features,
-            **end_points}
-
   def assign_values(variables):
     by_name = {v.name[:-len(":0")]: v for v in variables}
     plan = checkpoints.plan_restore(
@@ -184,10 +203,7 @@ def _build_tf2(options, spec, prefix, use_ema):
       by_name[name].assign(value)
     plans.append(plan)
 
-  module, input_spec = tf2_saved_model.build(
-      body, options.input_shape, options.image_size, assign_values)
-  serving = (tf2_saved_model.serving_signature(module, input_spec)
-             if spec.serving_default else None)
+  module, serving = tf2_module(options, spec, assign_values)
 
   def write(directory):
     tf2_saved_model.save(module, directory, serving)

@@ -126,6 +126,13 @@ def build_meta_graphs(module_fn, variants=IMAGE_MODULE_VARIANTS):
   return meta_graphs, common
 
 
+def saved_model_proto(meta_graphs):
+  """The SavedModel of a module: schema version 0, as hub writes it."""
+  saved_model = saved_model_pb2.SavedModel(saved_model_schema_version=0)
+  saved_model.meta_graphs.extend(meta_graphs)
+  return saved_model
+
+
 def write_module(directory, meta_graphs, write_variables):
   """Writes a TF1 Hub module into the (empty, staging) `directory`.
 
@@ -135,10 +142,8 @@ def write_module(directory, meta_graphs, write_variables):
   os.makedirs(os.path.join(directory, "variables"), exist_ok=True)
   os.makedirs(os.path.join(directory, "assets"), exist_ok=True)
   write_variables(os.path.join(directory, VARIABLES_PREFIX))
-  saved_model = saved_model_pb2.SavedModel(saved_model_schema_version=0)
-  saved_model.meta_graphs.extend(meta_graphs)
   with open(os.path.join(directory, "saved_model.pb"), "wb") as f:
-    f.write(saved_model.SerializeToString())
+    f.write(saved_model_proto(meta_graphs).SerializeToString())
   with open(os.path.join(directory, hub_protos.MODULE_DEF_FILENAME), "wb") as f:
     f.write(hub_protos.module_def_bytes())
 

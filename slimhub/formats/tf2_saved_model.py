@@ -61,10 +61,12 @@ class _Traces:
                                        custom_getter=self.shared.getter):
         outputs = body(images, momentum, is_training)
       if is_training:
-        # wrap_function adds no automatic control dependencies.
-        update_ops = tf.compat.v1.get_collection(
-            tf.compat.v1.GraphKeys.UPDATE_OPS)
-        with tf.control_dependencies(update_ops):
+        # wrap_function adds no automatic control dependencies. One group op
+        # keeps the graph small: each output depends on it, not on every
+        # update op.
+        updates = tf.group(*tf.compat.v1.get_collection(
+            tf.compat.v1.GraphKeys.UPDATE_OPS), name="update_ops")
+        with tf.control_dependencies([updates]):
           outputs = {key: tf.identity(value) for key, value in outputs.items()}
       return outputs
     return tf.compat.v1.wrap_function(
@@ -120,9 +122,11 @@ def serving_signature(module, input_spec):
   """The v5 serving_default: inference on `inputs`, output key "default"."""
   @tf.function(input_signature=[input_spec])
   def serve(inputs):
-    # A tensor momentum reuses the inference trace instead of adding one.
-    return {"default": module.__call__(
-        inputs, False, False, tf.constant(DEFAULT_MOMENTUM))}
+    # A tensor momentum reuses the traced inference function; the Python
+    # default would trace a fifth, fixed-momentum __call__ (§4 forbids it).
+    momentum = tf.constant(DEFAULT_MOMENTUM, tf.float32)
+    return {"default": module.__call__(inputs, training=False,
+                                       batch_norm_momentum=momentum)}
   return serve
 
 

@@ -12,14 +12,19 @@ import tf_slim as slim
 from slimhub.slim_nets.registry import NetOutput
 
 
+def global_pool(net, end_points, name="global_pool"):
+  """Global average pooling to [B, 1, 1, C], the `global_pool` end point."""
+  pooled = tf.reduce_mean(net, axis=[1, 2], keepdims=True, name=name)
+  end_points["global_pool"] = pooled
+  return pooled
+
+
 def pooled_logits_head(net, end_points, *, num_classes, is_training,
                        dropout_keep_prob, logits_scope="Conv2d_1c_1x1",
                        prelogits_end_point=True):
   """Adds the Logits scope to `net`; returns the NetOutput of the build."""
   with tf.compat.v1.variable_scope("Logits"):
-    pooled = tf.reduce_mean(net, axis=[1, 2], keepdims=True,
-                            name="global_pool")
-    end_points["global_pool"] = pooled
+    pooled = global_pool(net, end_points)
     if not num_classes:
       return NetOutput(features=pooled, logits=None, end_points=end_points)
     net = slim.dropout(pooled, keep_prob=dropout_keep_prob,

@@ -11,6 +11,7 @@ import typing
 import tensorflow as tf
 import tf_slim as slim
 
+from slimhub.slim_nets import heads
 from slimhub.slim_nets.heads import pooled_logits_head
 from slimhub.slim_nets.registry import NetOutput, SlimNet
 
@@ -68,9 +69,7 @@ def fully_connected_head(net, end_points, *, num_classes, is_training,
   and a fully-connected ``Logits`` layer.
   """
   with tf.compat.v1.variable_scope("Logits"):
-    pooled = tf.reduce_mean(net, axis=[1, 2], keepdims=True,
-                            name="global_pool")
-    end_points["global_pool"] = pooled
+    pooled = heads.global_pool(net, end_points)
     if not num_classes:
       return NetOutput(features=pooled, logits=None, end_points=end_points)
     net = slim.flatten(pooled, scope="PreLogitsFlatten")

@@ -148,7 +148,8 @@ class GlobalPool:
     return tf.reduce_mean(net, axis=[1, 2], keepdims=True, name="AvgPool")
 
 
-def _arg_scope(is_training, batch_norm_decay, activation_fn):
+def arg_scope(is_training, batch_norm_decay, activation_fn):
+  """Slim's MobileNet scope (v1 arg scope = v2/v3 training_scope values)."""
   with slim.arg_scope(
       [slim.conv2d, slim.separable_conv2d],
       weights_initializer=tf.compat.v1.truncated_normal_initializer(
@@ -182,7 +183,7 @@ def build_mobilenet(images, *, layers, root_scope, multiplier, activation_fn,
   see registry for the rest of the builder contract.
   """
   end_points = {}
-  with slim.arg_scope(_arg_scope(is_training, batch_norm_decay,
+  with slim.arg_scope(arg_scope(is_training, batch_norm_decay,
                                  activation_fn)):
     with tf.compat.v1.variable_scope(root_scope, values=[images]):
       net = images

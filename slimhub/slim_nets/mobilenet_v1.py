@@ -11,6 +11,7 @@ import functools
 import tensorflow as tf
 import tf_slim as slim
 
+from slimhub.slim_nets import mobilenet_blocks
 from slimhub.slim_nets.heads import pooled_logits_head
 from slimhub.slim_nets.registry import SlimNet
 
@@ -20,26 +21,8 @@ _SEPARABLE_LAYERS = ((1, 64), (2, 128), (1, 128), (2, 256), (1, 256),
                      (1, 512), (2, 1024), (1, 1024))
 _STEM_DEPTH = 32
 _MIN_DEPTH = 8
-_WEIGHT_DECAY = 4e-5
-_INIT_STDDEV = 0.09
 BN_DECAY = 0.9997
-_BN_EPSILON = 1e-3
 _DROPOUT_KEEP_PROB = 0.999
-
-
-def _arg_scope(is_training, batch_norm_decay):
-  with slim.arg_scope(
-      [slim.conv2d, slim.separable_conv2d],
-      weights_initializer=tf.compat.v1.truncated_normal_initializer(
-          stddev=_INIT_STDDEV),
-      activation_fn=tf.nn.relu6, normalizer_fn=slim.batch_norm, padding="SAME"):
-    with slim.arg_scope([slim.batch_norm], center=True, scale=True,
-                        decay=batch_norm_decay, epsilon=_BN_EPSILON,
-                        is_training=is_training):
-      with slim.arg_scope([slim.conv2d],
-                          weights_regularizer=slim.l2_regularizer(
-                              _WEIGHT_DECAY)) as scope:
-        return scope
 
 
 def build(images, *, num_classes, is_training, batch_norm_decay,
@@ -49,7 +32,8 @@ def build(images, *, num_classes, is_training, batch_norm_decay,
     return max(int(channels * depth_multiplier), _MIN_DEPTH)
 
   end_points = {}
-  with slim.arg_scope(_arg_scope(is_training, batch_norm_decay)):
+  with slim.arg_scope(mobilenet_blocks.arg_scope(is_training, batch_norm_decay,
+                                                 tf.nn.relu6)):
     with tf.compat.v1.variable_scope("MobilenetV1", values=[images]):
       net = slim.conv2d(images, depth(_STEM_DEPTH), [3, 3], stride=2,
                         scope="Conv2d_0")

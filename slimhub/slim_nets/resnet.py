@@ -16,6 +16,7 @@ from tf_slim.nets import resnet_utils
 from tf_slim.nets import resnet_v1 as tf_slim_resnet_v1
 from tf_slim.nets import resnet_v2 as tf_slim_resnet_v2
 
+from slimhub.slim_nets import heads
 from slimhub.slim_nets.registry import NetOutput
 from slimhub.slim_nets.registry import SlimNet
 
@@ -70,8 +71,7 @@ def build(images, *, num_classes, is_training, batch_norm_decay, version,
         if version == 2:
           net = slim.batch_norm(net, activation_fn=tf.nn.relu, scope="postnorm")
       end_points = slim.utils.convert_collection_to_dict(collection)
-      pooled = tf.reduce_mean(net, [1, 2], keepdims=True, name="pool5")
-      end_points["global_pool"] = pooled
+      pooled = heads.global_pool(net, end_points, name="pool5")
       if not num_classes:
         return NetOutput(features=pooled, logits=None, end_points=end_points)
       spatial_logits = slim.conv2d(pooled, num_classes, [1, 1],

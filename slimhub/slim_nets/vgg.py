@@ -12,6 +12,7 @@ import tensorflow as tf
 import tf_slim as slim
 from tf_slim.nets import vgg as tf_slim_vgg
 
+from slimhub.slim_nets import heads
 from slimhub.slim_nets.registry import NetOutput
 from slimhub.slim_nets.registry import SlimNet
 
@@ -42,8 +43,7 @@ def build(images, *, num_classes, is_training, batch_norm_decay, layers):
         net = slim.conv2d(net, _FC_DEPTH, [1, 1], scope="fc7")
       end_points = slim.utils.convert_collection_to_dict(collection)
       # fc7 is 1x1 at 224; pooling keeps the feature vector [B, 1, 1, 4096].
-      pooled = tf.reduce_mean(net, [1, 2], keepdims=True, name="global_pool")
-      end_points["global_pool"] = pooled
+      pooled = heads.global_pool(net, end_points)
       if not num_classes:
         return NetOutput(features=pooled, logits=None, end_points=end_points)
       net = slim.dropout(pooled, _DROPOUT_KEEP_PROB, is_training=is_training,

@@ -1,0 +1,119 @@
+"""Verifying one module, and comparing two.
+
+    report = verify("out/fv3", expect="imagenet/mobilenet_v1_025_128/"
+                    "feature_vector@3")
+    report.passed  # no check failed
+
+The checks run in a fixed order: format.detect, module.identity,
+variables.readable, the format's own checks (tf1.* or tf2.*), then
+golden_layout and checkpoint_parity.
+"""
+
+import dataclasses
+from typing import Optional
+
+from slimhub.verify import checks
+from slimhub.verify import common_checks
+from slimhub.verify import context as context_lib
+from slimhub.verify import expectations
+from slimhub.verify import golden
+from slimhub.verify import layout
+from slimhub.verify import reading
+from slimhub.verify import tf1_checks
+from slimhub.verify import tf2_checks
+
+DETECT = "format.detect"
+FORMAT_CHECKS = {reading.TF1_HUB: tf1_checks.CHECKS,
+                 reading.TF2_SAVED_MODEL: tf2_checks.CHECKS}
+
+
+class VerifyError(ValueError):
+  """A request that cannot be verified: bad --expect or --against."""
+
+
+def all_checks(module_format):
+  """The checks of a format, in the order they run (after format.detect)."""
+  return (common_checks.CHECKS + FORMAT_CHECKS[module_format]
+          + common_checks.FINAL_CHECKS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+  """The differences of --against (layout.* and metadata.* paths)."""
+  directory: str
+  format: str
+  differences: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+  directory: str
+  format: Optional[str]
+  expectation: Optional[expectations.Expectation]
+  results: tuple
+  comparison: Optional[Comparison] = None
+
+  @property
+  def passed(self):
+    """True when no check failed (skipped checks do not count)."""
+    return all(result.status != checks.FAIL for result in self.results)
+
+  def counts(self):
+    return {status: sum(1 for r in self.results if r.status == status)
+            for status in (checks.PASS, checks.FAIL, checks.SKIP)}
+
+
+def _describe_format(module):
+  if module.format == reading.TF1_HUB:
+    labels = " and ".join(variant.label for variant in module.variants)
+    return f"TF1 Hub module (tfhub_module.pb), graph variants {labels}"
+  return (f"TF2 SavedModel, {len(module.saved_object.traces)} traces of "
+          "__call__")
+
+
+def compare(module, other):
+  """Differences of layout and slimhub metadata from `module` to `other`."""
+  def described(m):
+    return {"layout": layout.of_module(m), "metadata": m.metadata or {}}
+  return Comparison(directory=other.directory, format=other.format,
+                    differences=tuple(layout.differences(described(module),
+                                                         described(other))))
+
+
+def _read_other(against):
+  try:
+    return reading.read(against)
+  except reading.NotAModule as error:
+    raise VerifyError(f"--against: {error}") from None
+
+
+def verify(module_dir, expect=None, checkpoint=None, against=None,
+           golden_root=golden.GOLDEN_DIR):
+  """The Report of module_dir.
+
+  expect: "HANDLE@VERSION" of a catalogue module; checkpoint: a Slim
+  checkpoint to compare outputs with; against: another module directory
+  to diff with. Raises VerifyError for a bad expect or against.
+  """
+  try:
+    expected = expectations.parse_expect(expect) if expect else None
+  except expectations.ExpectError as error:
+    raise VerifyError(str(error)) from None
+  other = _read_other(against) if against else None
+  try:
+    module = reading.read(module_dir)
+  except reading.NotAModule as error:
+    return Report(directory=str(module_dir), format=None, expectation=None,
+                  results=(checks.Result(DETECT, checks.FAIL, str(error)),))
+  expectation, problems = expectations.resolve(module, expected)
+  context = context_lib.Context(
+      module=module, expectation=expectation, identity_problems=problems,
+      expect=expected, checkpoint=checkpoint, golden_root=golden_root)
+  try:
+    results = checks.run(all_checks(module.format), context)
+  finally:
+    context.close()
+  detected = checks.Result(DETECT, checks.PASS, _describe_format(module))
+  return Report(directory=str(module_dir), format=module.format,
+                expectation=expectation, results=(detected, *results),
+                comparison=compare(module, other) if other else None)

@@ -1,0 +1,319 @@
+"""slimhub benchmarks: what exporting and using the modules costs.
+
+  python tools/bench.py [--nets=mobilenet_v2_100_224,inception_v3,pnasnet_large]
+                        [--parts=inference,peer,export,size] [--repeats=5]
+                        [--work_dir=bench_work] [--json_out=bench.json]
+
+Every figure is measured on this machine in one run, side by side with its
+baseline, as the median of --repeats runs (min and max shown):
+
+1. inference: images/s of the exported modules -- TF1 module through
+   hub.load's signature, TF2 __call__ eagerly and inside tf.function --
+   against the raw Slim graph (TF1 session) with the same weights, in the
+   same process, at batch 1 and 32. Target: ratio >= 0.95.
+2. peer: the TF2 module (inside tf.function) against tf.keras.applications
+   of the same architecture with random weights. Target: ratio >= 1.0.
+3. export: wall time and peak RSS of `slimhub-export` v3 and v5 in a fresh
+   process, against the floor of restoring and saving the same variables
+   with tf.train.Checkpoint in a fresh process. Targets: time <= 3x the
+   floor; peak RSS <= (TF import baseline) + 3x the checkpoint size.
+4. size: bytes on disk of each module against its variables. Target <= 1.05x.
+
+Prints a markdown table and writes the JSON to --json_out.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_NETS = ("mobilenet_v2_100_224", "inception_v3", "pnasnet_large")
+PARTS = ("inference", "peer", "export", "size")
+# tf.keras.applications peers of the catalogue nets (None: no peer exists).
+KERAS_PEERS = {
+    "mobilenet_v2_100_224": "MobileNetV2", "inception_v3": "InceptionV3",
+    "resnet_v2_50": "ResNet50V2", "nasnet_large": "NASNetLarge",
+    "nasnet_mobile": "NASNetMobile", "inception_resnet_v2": "InceptionResNetV2",
+    "mobilenet_v1_100_224": "MobileNet", "vgg_16": "VGG16",
+}
+
+
+def _stats(values):
+  return {"median": statistics.median(values), "min": min(values),
+          "max": max(values), "runs": len(values)}
+
+
+def _images_per_second(run, batch, repeats, min_seconds=1.0):
+  """Median/min/max images/s of `run()` over `repeats` timed windows."""
+  for _ in range(3):
+    run()
+  start, calls = time.perf_counter(), 0
+  while time.perf_counter() - start < min_seconds / 4:
+    run()
+    calls += 1
+  per_call = (time.perf_counter() - start) / calls
+  iterations = max(1, int(min_seconds / per_call))
+  rates = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    for _ in range(iterations):
+      run()
+    rates.append(iterations * batch / (time.perf_counter() - start))
+  return _stats(rates)
+
+
+class Workspace:
+  """Deterministic checkpoints and exported modules, cached in work_dir."""
+
+  def __init__(self, work_dir):
+    self.work_dir = os.path.abspath(work_dir)
+
+  def checkpoint(self, net):
+    from slimhub.exporters import make_checkpoint  # pylint: disable=g-import-not-at-top
+    prefix = os.path.join(self.work_dir, "checkpoints", net, "model.ckpt")
+    if not os.path.exists(prefix + ".index"):
+      make_checkpoint.make_checkpoint(net, 1, prefix=prefix)
+    return prefix
+
+  def module(self, net, version, kind="classification"):
+    from slimhub import export  # pylint: disable=g-import-not-at-top
+    path = os.path.join(self.work_dir, "modules", net, kind, str(version))
+    if not os.path.exists(path):
+      export.export_module(net, kind, version, self.checkpoint(net), path)
+    return path
+
+
+def bench_inference(workspace, net, repeats, peer):
+  """Rows of images/s: raw Slim graph vs the modules (and the Keras peer)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
+  from slimhub import catalog  # pylint: disable=g-import-not-at-top
+  from slimhub import net_graph  # pylint: disable=g-import-not-at-top
+  entry = catalog.find(net)
+  size = entry.image_size
+  raw = net_graph.build(entry.net, num_classes=1001, image_size=size)
+  session = net_graph.restored_session(raw, workspace.checkpoint(net))
+  tf1 = hub.load(workspace.module(net, 3)).signatures["default"]
+  tf2 = tf.saved_model.load(workspace.module(net, 5))
+  tf2_in_function = tf.function(lambda x: tf2(x))
+  keras_model = None
+  if peer and KERAS_PEERS.get(net):
+    application = getattr(tf.keras.applications, KERAS_PEERS[net])
+    keras_model = application(weights=None, input_shape=(size, size, 3))
+    keras_in_function = tf.function(lambda x: keras_model(x, training=False))
+  rows = []
+  for batch in (1, 32):
+    images = np.random.default_rng(0).uniform(
+        0, 1, (batch, size, size, 3)).astype(np.float32)
+    tensor = tf.constant(images)
+    variants = {
+        "raw Slim graph (session)": lambda: session.run(
+            raw.output.logits, {raw.images: images}),
+        "TF1 module, hub.load signature": lambda: tf1(images=tensor),
+        "TF2 module, __call__ eager": lambda: tf2(tensor),
+        "TF2 module, __call__ in tf.function": lambda: tf2_in_function(tensor),
+    }
+    if keras_model is not None:
+      variants[f"tf.keras.applications.{KERAS_PEERS[net]} in tf.function"] = (
+          lambda: keras_in_function(tensor))
+    results = {name: _images_per_second(run, batch, repeats)
+               for name, run in variants.items()}
+    base = results["raw Slim graph (session)"]["median"]
+    tf2_speed = results["TF2 module, __call__ in tf.function"]["median"]
+    for name, result in results.items():
+      is_peer = name.startswith("tf.keras")
+      rows.append({
+          "part": "peer" if is_peer else "inference", "net": net,
+          "batch": batch, "variant": name, "images_per_s": result,
+          "ratio": (tf2_speed / result["median"] if is_peer
+                    else result["median"] / base),
+          "ratio_of": ("TF2 module / Keras" if is_peer
+                       else "variant / raw Slim graph"),
+          "target": ">= 1.0" if is_peer else ">= 0.95"})
+  session.close()
+  return rows
+
+
+def _run_measured(command, env=None):
+  """(wall seconds, peak RSS bytes) of a command run to completion."""
+  start = time.perf_counter()
+  process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, env=env)
+  _, status, usage = os.wait4(process.pid, 0)
+  wall = time.perf_counter() - start
+  stderr = process.stderr.read().decode(errors="replace")
+  process.stderr.close()
+  if os.waitstatus_to_exitcode(status) != 0:
+    raise RuntimeError(f"{' '.join(command)} failed:\n{stderr[-2000:]}")
+  return wall, usage.ru_maxrss * 1024
+
+
+_FLOOR_SCRIPT = textwrap.dedent("""
+    import sys, tensorflow as tf
+    checkpoint, names, target = sys.argv[1], sys.argv[2].split(","), sys.argv[3]
+    reader = tf.train.load_checkpoint(checkpoint)
+    variables = [tf.Variable(reader.get_tensor(name)) for name in names]
+    tf.train.Checkpoint(variables=variables).write(target)
+    """)
+_BASELINE_SCRIPT = "import tensorflow as tf; tf.constant(1.0) + 1.0"
+
+
+def _module_variable_names(path):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  prefix = os.path.join(path, "variables", "variables")
+  names = [name for name, _ in tf.train.list_variables(prefix)]
+  if any(name.startswith("variables/") for name in names):  # TF2 object keys
+    return None
+  return names
+
+
+def bench_export(workspace, net, repeats):
+  """Rows: export wall time / peak RSS vs the tf.train.Checkpoint floor."""
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  checkpoint = workspace.checkpoint(net)
+  names = _module_variable_names(workspace.module(net, 3))
+  checkpoint_bytes = _variables_bytes(workspace.module(net, 3))
+  scratch = os.path.join(workspace.work_dir, "scratch")
+  floor_runs, baseline_runs = [], []
+  for index in range(repeats):
+    floor_runs.append(_run_measured(
+        [sys.executable, "-c", _FLOOR_SCRIPT, checkpoint, ",".join(names),
+         os.path.join(scratch, f"floor{index}", "ckpt")], env))
+    baseline_runs.append(_run_measured(
+        [sys.executable, "-c", _BASELINE_SCRIPT], env))
+  floor_time = _stats([t for t, _ in floor_runs])
+  baseline_rss = statistics.median(r for _, r in baseline_runs)
+  rows = []
+  for version in (3, 5):
+    runs = [_run_measured(
+        [sys.executable, "-m", "slimhub.exporters.export", f"--net={net}",
+         "--kind=classification", f"--version={version}",
+         f"--checkpoint={checkpoint}",
+         f"--export_dir={os.path.join(scratch, f'v{version}')}",
+         "--overwrite"], env) for _ in range(repeats)]
+    wall = _stats([t for t, _ in runs])
+    rss = _stats([r for _, r in runs])
+    rss_budget = baseline_rss + 3 * checkpoint_bytes
+    rows.append({
+        "part": "export", "net": net, "version": version,
+        "wall_s": wall, "floor_wall_s": floor_time,
+        "time_ratio": wall["median"] / floor_time["median"],
+        "peak_rss_bytes": rss, "tf_baseline_rss_bytes": baseline_rss,
+        "checkpoint_bytes": checkpoint_bytes,
+        "rss_budget_bytes": rss_budget,
+        "rss_ratio_to_budget": rss["median"] / rss_budget,
+        "target": "time <= 3x floor; RSS <= baseline + 3x checkpoint"})
+  return rows
+
+
+def _variables_bytes(path):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  prefix = os.path.join(path, "variables", "variables")
+  total = 0
+  for name, shape in tf.train.list_variables(prefix):
+    if name.startswith("_CHECKPOINTABLE_OBJECT_GRAPH"):
+      continue
+    dtype = tf.train.load_checkpoint(prefix).get_variable_to_dtype_map()[name]
+    total += int(np.prod(shape)) * dtype.size
+  return total
+
+
+def _directory_bytes(path):
+  return sum(os.path.getsize(os.path.join(root, name))
+             for root, _, names in os.walk(path) for name in names)
+
+
+def bench_size(workspace, net):
+  rows = []
+  variables = _variables_bytes(workspace.module(net, 3))
+  for version in (3, 5):
+    path = workspace.module(net, version)
+    on_disk = _directory_bytes(path)
+    rows.append({"part": "size", "net": net, "version": version,
+                 "module_bytes": on_disk, "variables_bytes": variables,
+                 "ratio": on_disk / variables, "target": "<= 1.05"})
+  return rows
+
+
+def _fmt_stats(stats, unit=""):
+  return (f"{stats['median']:.3g}{unit} "
+          f"[{stats['min']:.3g}–{stats['max']:.3g}]")
+
+
+def markdown(rows):
+  """The report as markdown tables, one per part."""
+  out = []
+  speed = [r for r in rows if r["part"] in ("inference", "peer")]
+  if speed:
+    out += ["| net | batch | variant | images/s median [min–max] | ratio |"
+            " target |", "|---|---|---|---|---|---|"]
+    for r in speed:
+      out.append(f"| {r['net']} | {r['batch']} | {r['variant']} | "
+                 f"{_fmt_stats(r['images_per_s'])} | {r['ratio']:.2f} "
+                 f"({r['ratio_of']}) | {r['target']} |")
+    out.append("")
+  export_rows = [r for r in rows if r["part"] == "export"]
+  if export_rows:
+    out += ["| net | export | wall s [min–max] | floor s | time ratio | "
+            "peak RSS MB | budget MB (TF + 3x ckpt) | RSS / budget |",
+            "|---|---|---|---|---|---|---|---|"]
+    for r in export_rows:
+      out.append(
+          f"| {r['net']} | v{r['version']} | {_fmt_stats(r['wall_s'])} | "
+          f"{r['floor_wall_s']['median']:.3g} | {r['time_ratio']:.2f} | "
+          f"{r['peak_rss_bytes']['median'] / 2**20:.0f} | "
+          f"{r['rss_budget_bytes'] / 2**20:.0f} | "
+          f"{r['rss_ratio_to_budget']:.2f} |")
+    out.append("")
+  size_rows = [r for r in rows if r["part"] == "size"]
+  if size_rows:
+    out += ["| net | module | bytes on disk | variables bytes | ratio |",
+            "|---|---|---|---|---|"]
+    for r in size_rows:
+      out.append(f"| {r['net']} | v{r['version']} | {r['module_bytes']:,} | "
+                 f"{r['variables_bytes']:,} | {r['ratio']:.3f} |")
+  return "\n".join(out)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--nets", default=",".join(DEFAULT_NETS))
+  parser.add_argument("--parts", default=",".join(PARTS))
+  parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--work_dir", default=os.path.join(REPO, "bench_work"))
+  parser.add_argument("--json_out", default=None)
+  args = parser.parse_args()
+  parts = args.parts.split(",")
+  unknown = set(parts) - set(PARTS)
+  if unknown:
+    parser.error(f"--parts: unknown {sorted(unknown)}; choose from {PARTS}")
+  sys.path.insert(0, REPO)
+  import slimhub  # pylint: disable=g-import-not-at-top,unused-import
+  from slimhub.exporters import common  # pylint: disable=g-import-not-at-top
+  common.quiet_tensorflow()
+  workspace = Workspace(args.work_dir)
+  rows = []
+  for net in args.nets.split(","):
+    if "inference" in parts or "peer" in parts:
+      rows += [r for r in bench_inference(workspace, net, args.repeats,
+                                          "peer" in parts)
+               if r["part"] in parts]
+    if "export" in parts:
+      rows += bench_export(workspace, net, args.repeats)
+    if "size" in parts:
+      rows += bench_size(workspace, net)
+  print(markdown(rows))
+  if args.json_out:
+    with open(args.json_out, "w") as f:
+      json.dump(rows, f, indent=2)
+
+
+if __name__ == "__main__":
+  main()
