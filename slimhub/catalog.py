@@ -47,7 +47,8 @@ class Entry:
   tarball_base: the base URL the tarball lives under.
   tarball_sha256: the tarball's pinned SHA-256, when known.
   architecture: key of the architecture's model-card facts
-    (slimhub.model_cards.ARCHITECTURES), e.g. "pnasnet-5-large".
+    (slimhub.model_cards.ARCHITECTURES), e.g. "pnasnet-5-large"; every
+    catalogue entry has one.
   depth_multiplier: the MobileNet width, as the docs write it ("0.25").
   published: False for slimhub extras that Google never put on tfhub.dev.
   unsupported: why slimhub cannot export this entry yet (None if it can).
@@ -60,7 +61,7 @@ class Entry:
   variable_size_from: Optional[int]
   checkpoint: Optional[str]
   tarball: Optional[str]
-  architecture: str
+  architecture: Optional[str] = None
   tarball_base: str = _TF_MODELS
   tarball_sha256: Optional[str] = None
   depth_multiplier: Optional[str] = None

@@ -51,34 +51,49 @@ def _check_replaceable(module_dir, handle):
                      f"{handle}; move it away to regenerate it")
 
 
-def _signature_summary(module_dir):
-  """{"[tags]": {signature: {"inputs", "outputs", "num_outputs"}}} of the
-  module's MetaGraphDefs (TF1 graph variants, or TF2's serving graph)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
+def _brief(signature):
+  """A signature of a layout: its inputs, its `default` output and how
+  many outputs it has (the end points are in the golden layouts)."""
+  return {"inputs": signature["inputs"],
+          "default": signature["outputs"].get("default"),
+          "num_outputs": len(signature["outputs"])}
 
-  def describe(info):
-    shape = ("<unknown rank>" if info.tensor_shape.unknown_rank else
-             "[" + ",".join("?" if d.size < 0 else str(d.size)
-                            for d in info.tensor_shape.dim) + "]")
-    return f"{tf.dtypes.as_dtype(info.dtype).name} {shape}"
 
-  saved_model = saved_model_pb2.SavedModel()
-  with open(os.path.join(module_dir, "saved_model.pb"), "rb") as f:
-    saved_model.ParseFromString(f.read())
-  summary = {}
-  for meta_graph in saved_model.meta_graphs:
-    tags = "[" + ",".join(sorted(meta_graph.meta_info_def.tags)) + "]"
-    summary[tags] = {
-        name: {"inputs": {key: describe(value)
-                          for key, value in sorted(signature.inputs.items())},
-               "outputs": {key: describe(value)
-                           for key, value in signature.outputs.items()
-                           if key == "default"},
-               "num_outputs": len(signature.outputs)}
-        for name, signature in sorted(meta_graph.signature_def.items())
-        if not name.startswith("__")}
+def signature_summary(module_dir):
+  """The module's signatures (and TF2 __call__ traces), in brief."""
+  from slimhub.verify import layout  # pylint: disable=g-import-not-at-top
+  from slimhub.verify import reading  # pylint: disable=g-import-not-at-top
+  described = layout.of_module(reading.read(module_dir))
+  if described["format"] == catalog.TF1_HUB:
+    return {label: {name: _brief(signature)
+                    for name, signature in variant["signatures"].items()}
+            for label, variant in described["variants"].items()}
+  summary = {f"[{tags}]": {name: _brief(signature)
+                           for name, signature in signatures.items()
+                           if not name.startswith("__")}
+             for tags, signatures in described["signatures"].items()}
+  summary["__call__"] = {
+      label: {"inputs": trace["arguments"].get("inputs"),
+              "default": (trace["output"]["default"]
+                          if isinstance(trace["output"], dict)
+                          else trace["output"])}
+      for label, trace in described["call"]["traces"].items()}
   return summary
+
+
+def verify_module(module_dir, entry, kind, version, checkpoint):
+  """slimhub-verify's checks of the module against its catalogue entry
+  and the checkpoint; their record, or BuildError naming failed checks."""
+  from slimhub import verify  # pylint: disable=g-import-not-at-top
+  from slimhub.verify import checks  # pylint: disable=g-import-not-at-top
+  report = verify.verify(module_dir, expect=entry.handle(kind, version),
+                         checkpoint=checkpoint)
+  if not report.passed:
+    raise BuildError("slimhub-verify failed:\n" + "\n".join(
+        f"{result.id}: {result.detail}" for result in report.results
+        if result.status == checks.FAIL))
+  return {"passed": True, "counts": report.counts(),
+          "checks": {result.id: result.status for result in report.results}}
 
 
 def _place(staged, module_dir, work_dir):
@@ -101,6 +116,8 @@ def build(task):
   export.export_module(entry.name, kind, version, task["checkpoint"], staged)
   with open(os.path.join(staged, export.METADATA_FILE)) as f:
     metadata = json.load(f)
+  verification = verify_module(staged, entry, kind, version,
+                               task["checkpoint"])
   card = model_cards.render(
       entry, kind, version, model_cards.ModuleFacts.from_metadata(metadata),
       publisher=task["publisher"],
@@ -111,7 +128,7 @@ def build(task):
   staged_archive = os.path.join(work_dir, "module.tar.gz")
   if task["archive"]:
     archive.write(staged, staged_archive)
-  signatures = _signature_summary(staged)
+  signatures = signature_summary(staged)
 
   _place(staged, module_dir, work_dir)
   os.replace(staged_card, card_path)
@@ -136,6 +153,7 @@ def build(task):
       "model_card": relative(card_path),
       "archive": relative(archive_path) if task["archive"] else None,
       "signatures": signatures,
+      "verification": verification,
       "tensorflow_version": metadata["tensorflow_version"],
       "slimhub_version": metadata["slimhub_version"],
       "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

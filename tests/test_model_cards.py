@@ -174,3 +174,8 @@ def test_the_checks_reject_broken_cards(mutation, message):
   text = mutation(_card("pnasnet_large", "feature_vector", 3))
   with pytest.raises(AssertionError, match=message):
     tfhub_doc_checks.check_card(text)
+
+
+def test_every_catalogue_entry_has_architecture_facts():
+  for entry in catalog.ENTRIES:
+    assert entry.architecture in model_cards.ARCHITECTURES, entry.name

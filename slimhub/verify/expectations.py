@@ -142,7 +142,7 @@ def _synthetic_entry(version, image_size=None, variable=False, net=""):
   return catalog.Entry(stem="", net=net, image_size=image_size,
                        versions=(version,),
                        variable_size_from=version if variable else None,
-                       checkpoint=None, tarball_url=None)
+                       checkpoint=None, tarball=None)
 
 
 def _from_metadata(metadata):
