@@ -27,6 +27,10 @@ _UNUSED_KEY_KINDS = (
 )
 
 
+# Files of a V2 checkpoint other than its .index; never a prefix themselves.
+_V2_PART = re.compile(r"\.(meta|data-\d+-of-\d+)$")
+
+
 class CheckpointError(ValueError):
   """A checkpoint that cannot be read or does not fit the module."""
 
@@ -35,7 +39,9 @@ def resolve_prefix(path):
   """The checkpoint prefix for `path`: a prefix, or a directory holding one.
 
   A directory resolves through its `checkpoint` state file, else to its only
-  `*.index` file. Raises CheckpointError naming what is wrong.
+  `*.index` file. A file without `.index` next to it is a V1 checkpoint
+  (the single `*.ckpt` file of the 2016/2017 Slim tarballs: inception,
+  resnet, vgg). Raises CheckpointError naming what is wrong.
   """
   path = os.fspath(path)
   if os.path.isdir(path):
@@ -56,6 +62,8 @@ def resolve_prefix(path):
     return path
   if path.endswith(".index") and os.path.exists(path):
     return path[:-len(".index")]
+  if os.path.isfile(path) and not _V2_PART.search(path):
+    return path
   if os.path.exists(path):
     raise CheckpointError(
         f"{path} is not a checkpoint prefix (expected {path}.index next to "

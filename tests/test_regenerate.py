@@ -94,9 +94,10 @@ def check_outputs(output_dir, checkpoint_dir):
     assert verification["checks"]["checkpoint_parity"] == "pass"
     assert verification["checks"]["module.identity"] == "pass"
     checkpoint = os.path.join(checkpoint_dir, record["inputs"]["checkpoint"])
+    files = ([checkpoint] if os.path.isfile(checkpoint) else
+             [p for p in glob.glob(checkpoint + ".*") if not p.endswith(".meta")])
     assert record["checkpoint_files"] == {
-        os.path.basename(path): _sha256(path)
-        for path in glob.glob(checkpoint + ".*") if not path.endswith(".meta")}
+        os.path.basename(path): _sha256(path) for path in files}
   return manifest
 
 
@@ -248,6 +249,35 @@ def test_failures_are_reported_and_the_rest_is_built(tmp_path,
   assert set(manifest["modules"]) == expected_keys(("mobilenet_v1_025_128",),
                                                    (1,))
   assert not glob.glob(f"{output}/google/imagenet/mobilenet_v2_035_96/*/1")
+
+
+def _write_v1_checkpoint(variables, seed, path):
+  """A single-file V1 checkpoint, the format of the 2016/2017 tarballs."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  os.makedirs(os.path.dirname(path))
+  with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+    for name, shape in variables:
+      tf.compat.v1.Variable(deterministic.variable_value(name, shape, seed),
+                            name=name)
+    session.run(tf.compat.v1.global_variables_initializer())
+    saver = tf.compat.v1.train.Saver(
+        write_version=tf.compat.v1.train.SaverDef.V1)
+    saver.save(session, path, write_meta_graph=False, write_state=False)
+  assert os.listdir(os.path.dirname(path)) == [os.path.basename(path)]
+
+
+def test_a_v1_checkpoint_file_regenerates(tmp_path):
+  entry = catalog.find("mobilenet_v1_025_128")
+  meta, _ = reference_data.load(entry.name)
+  _write_v1_checkpoint(meta["checkpoint_variables"], 1,
+                       str(tmp_path / entry.checkpoint))
+  output = tmp_path / "out"
+  result = run(regenerate(tmp_path, output, handles=(entry.name,),
+                          versions="5"))
+  assert result.returncode == 0, result.stdout + result.stderr
+  manifest = check_outputs(output, tmp_path)
+  record = manifest["modules"][entry.handle("classification", 5)]
+  assert list(record["checkpoint_files"]) == ["mobilenet_v1_0.25_128.ckpt"]
 
 
 def test_a_module_that_fails_verification_is_not_placed(
