@@ -18,6 +18,7 @@ files still match the manifest, so a run that was killed or failed part-way
 is completed by running it again.
 """
 
+import contextlib
 import dataclasses
 import fcntl
 import json
@@ -260,24 +261,16 @@ def build(jobs, options, manifest, log=print):
   return outcomes
 
 
-@dataclasses.dataclass
-class _Lock:
-  """An exclusive lock on the output directory for the run's duration."""
-  path: str
-
-  def __enter__(self):
-    self.file = open(self.path, "w")
+@contextlib.contextmanager
+def _locked(output_dir):
+  """Holds an exclusive lock on the output directory for the run."""
+  with open(os.path.join(output_dir, LOCK_FILE), "w") as lock:
     try:
-      fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-      self.file.close()
       raise RegenerateError(
-          f"Another slimhub-regenerate is writing to "
-          f"{os.path.dirname(self.path)}") from None
-    return self
-
-  def __exit__(self, *exc_info):
-    self.file.close()
+          f"Another slimhub-regenerate is writing to {output_dir}") from None
+    yield
 
 
 def regenerate(options, log=print):
@@ -288,7 +281,7 @@ def regenerate(options, log=print):
   if options.jobs < 1:
     raise RegenerateError(f"jobs must be at least 1, not {options.jobs}")
   os.makedirs(options.output_dir, exist_ok=True)
-  with _Lock(os.path.join(options.output_dir, LOCK_FILE)):
+  with _locked(options.output_dir):
     try:
       manifest = manifest_lib.Manifest(options.output_dir)
     except manifest_lib.ManifestError as error:

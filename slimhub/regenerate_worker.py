@@ -11,6 +11,7 @@ by SIGKILL, the pipe closes and the worker exits at once. What it leaves
 behind lies in its work directory, which the next run removes.
 """
 
+import collections
 import json
 import os
 import shutil
@@ -31,10 +32,14 @@ class BuildError(ValueError):
   """A module that cannot be built or placed; the message says why."""
 
 
-def module_paths(output_dir, key):
-  """(module directory, model card, archive) of module `key` in OUT."""
-  module_dir = os.path.join(output_dir, key)
-  return module_dir, module_dir + ".md", module_dir + ".tar.gz"
+class ModulePaths(collections.namedtuple("ModulePaths",
+                                         ["module", "card", "archive"])):
+  """A module directory and, next to it, its model card and archive."""
+
+  @classmethod
+  def of(cls, root, name):
+    module = os.path.join(root, name)
+    return cls(module, module + ".md", module + ".tar.gz")
 
 
 def _check_replaceable(module_dir, handle):
@@ -96,52 +101,50 @@ def verify_module(module_dir, entry, kind, version, checkpoint):
           "checks": {result.id: result.status for result in report.results}}
 
 
-def _place(staged, module_dir, work_dir):
-  """Renames the staged module into place, retiring an older one first."""
-  if os.path.exists(module_dir):
-    os.rename(module_dir, os.path.join(work_dir, "retired"))
-  os.makedirs(os.path.dirname(module_dir), exist_ok=True)
-  os.rename(staged, module_dir)
+def _place(staged, final, with_archive, work_dir):
+  """Renames the staged module, card and archive into place; an older
+  module is retired into the work directory first."""
+  if os.path.exists(final.module):
+    os.rename(final.module, os.path.join(work_dir, "retired"))
+  os.makedirs(os.path.dirname(final.module), exist_ok=True)
+  os.rename(staged.module, final.module)
+  os.replace(staged.card, final.card)
+  if with_archive:
+    os.replace(staged.archive, final.archive)
+  elif os.path.exists(final.archive):
+    os.remove(final.archive)
 
 
 def build(task):
-  """Builds the module of `task` (see regenerate.Job.task); its record."""
+  """Builds the module of `task` (see regenerate.plan); its record."""
   started = time.time()
   entry = catalog.find(task["net"])
-  kind, version, work_dir = task["kind"], task["version"], task["work_dir"]
-  output_dir, key = task["output_dir"], task["key"]
-  module_dir, card_path, archive_path = module_paths(output_dir, key)
-  _check_replaceable(module_dir, entry.handle(kind, version))
-  staged = os.path.join(work_dir, "module")
-  export.export_module(entry.name, kind, version, task["checkpoint"], staged)
-  with open(os.path.join(staged, export.METADATA_FILE)) as f:
+  kind, version, output_dir = task["kind"], task["version"], task["output_dir"]
+  final = ModulePaths.of(output_dir, task["key"])
+  _check_replaceable(final.module, entry.handle(kind, version))
+  staged = ModulePaths.of(task["work_dir"], "module")
+  export.export_module(entry.name, kind, version, task["checkpoint"],
+                       staged.module)
+  with open(os.path.join(staged.module, export.METADATA_FILE)) as f:
     metadata = json.load(f)
-  verification = verify_module(staged, entry, kind, version,
+  verification = verify_module(staged.module, entry, kind, version,
                                task["checkpoint"])
-  card = model_cards.render(
-      entry, kind, version, model_cards.ModuleFacts.from_metadata(metadata),
-      publisher=task["publisher"],
-      checkpoint_sha256=task["inputs"]["checkpoint_sha256"])
-  staged_card = os.path.join(work_dir, "card.md")
-  with open(staged_card, "w") as f:
-    f.write(card)
-  staged_archive = os.path.join(work_dir, "module.tar.gz")
+  with open(staged.card, "w") as f:
+    f.write(model_cards.render(
+        entry, kind, version, model_cards.ModuleFacts.from_metadata(metadata),
+        publisher=task["publisher"],
+        checkpoint_sha256=task["inputs"]["checkpoint_sha256"]))
   if task["archive"]:
-    archive.write(staged, staged_archive)
-  signatures = signature_summary(staged)
+    archive.write(staged.module, staged.archive)
+  signatures = signature_summary(staged.module)
+  _place(staged, final, task["archive"], task["work_dir"])
 
-  _place(staged, module_dir, work_dir)
-  os.replace(staged_card, card_path)
-  if task["archive"]:
-    os.replace(staged_archive, archive_path)
-  elif os.path.exists(archive_path):
-    os.remove(archive_path)
-  outputs = manifest.relative_files(module_dir, output_dir) + [
-      os.path.relpath(path, output_dir) for path in (card_path, archive_path)
-      if os.path.exists(path)]
   relative = lambda path: os.path.relpath(path, output_dir)
+  outputs = manifest.relative_files(final.module, output_dir) + [
+      relative(path) for path in (final.card, final.archive)
+      if os.path.exists(path)]
   return {
-      "handle": key,
+      "handle": task["key"],
       "net": entry.name,
       "kind": kind,
       "version": version,
@@ -150,8 +153,8 @@ def build(task):
       "checkpoint_files": task["checkpoint_files"],
       "files": {path: manifest.file_record(os.path.join(output_dir, path))
                 for path in sorted(outputs)},
-      "model_card": relative(card_path),
-      "archive": relative(archive_path) if task["archive"] else None,
+      "model_card": relative(final.card),
+      "archive": relative(final.archive) if task["archive"] else None,
       "signatures": signatures,
       "verification": verification,
       "tensorflow_version": metadata["tensorflow_version"],
