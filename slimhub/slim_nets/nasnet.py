@@ -14,23 +14,26 @@ module has no global step): a cell with number ``c`` (stem cells 0 and 1,
 then every cell in build order) of ``C`` keeps a path with probability
 ``1 - (c + 1) / C * (1 - final)``. That value is a float32 constant named
 ``<cell scope>/drop_path_keep_prob`` (e.g. ``cell_stem_0/...``, ``cell_7/...``,
-``reduction_cell_1/...``); it exists only in training builds of nets whose
-final keep probability is below 1 (nasnet_large 0.7, pnasnet_large 0.6).
+``reduction_cell_1/...``), rounded to float32 as Slim's ramp rounds it, and
+read by the drop path after every non-identity operation of the cell. It
+exists only in training builds of nets whose final keep probability is below
+1 (nasnet_large 0.7, pnasnet_large 0.6; the mobile nets have no drop path).
 """
 
 import dataclasses
 import functools
 import typing
 
+import numpy as np
 import tensorflow as tf
 import tf_slim as slim
 
 from slimhub.slim_nets.registry import NetOutput, SlimNet
 
 BN_DECAY = 0.9997
+DROP_PATH_KEEP_PROB = "drop_path_keep_prob"
 _BN_EPSILON = 1e-3
 _DENSE_DROPOUT_KEEP_PROB = 0.5
-DROP_PATH_KEEP_PROB = "drop_path_keep_prob"
 _NUM_STEM_CELLS = 2
 _WEIGHTS_INITIALIZER = slim.variance_scaling_initializer(mode="FAN_OUT")
 
@@ -87,6 +90,14 @@ class _Config:
   weight_decay: float
 
 
+def _channels(net):
+  return int(net.shape[3])
+
+
+def _width(net):
+  return int(net.shape[2])
+
+
 @slim.add_arg_scope
 def _weights(name, shape, weight_decay=None):
   return slim.model_variable(
@@ -132,14 +143,6 @@ def _arg_scope(config, is_training, batch_norm_decay):
       return scope
 
 
-def _channels(net):
-  return int(net.shape[3])
-
-
-def _width(net):
-  return int(net.shape[2])
-
-
 def _factorized_reduction(net, filters, stride):
   """Matches `net` to `filters` channels, halving its size if stride is 2.
 
@@ -155,7 +158,8 @@ def _factorized_reduction(net, filters, stride):
 
 
 def _drop_path(net, keep_prob):
-  """Zeroes whole examples with probability 1 - keep_prob, scales the rest."""
+  """Slim's drop path: zeroes whole examples with probability 1 - keep_prob
+  (a floor(keep_prob + uniform) mask) and scales the rest by 1 / keep_prob."""
   noise = tf.random.uniform([tf.shape(net)[0], 1, 1, 1], dtype=tf.float32)
   mask = tf.floor(keep_prob + noise)
   return net * (1.0 / keep_prob) * mask
@@ -247,6 +251,13 @@ def _plan(config):
   return steps
 
 
+def _pinned_keep_prob(final, number, count):
+  """Slim's keep probability of cell `number` of `count` at the end of
+  training, rounded as Slim's float32 ramp rounds it."""
+  at_layer = 1.0 - (number + 1) / count * (1.0 - final)
+  return np.float32(1.0) - np.float32(1.0 - at_layer)
+
+
 def _body(images, config, is_training, end_points):
   """The stem and the cells; returns the last cell's output."""
   net = _conv(images, int(32 * config.stem_multiplier), 3, "conv0", stride=2,
@@ -257,8 +268,8 @@ def _body(images, config, is_training, end_points):
   for number, step in enumerate(steps):
     keep_prob = None
     if drop_path:
-      ratio = (number + 1) / len(steps)
-      keep_prob = 1.0 - ratio * (1.0 - config.drop_path_keep_prob)
+      keep_prob = _pinned_keep_prob(config.drop_path_keep_prob, number,
+                                    len(steps))
     net = _cell(outputs[-1], outputs[-step.prev_back], step.cell,
                 scope=step.scope, stride=step.stride, keep_prob=keep_prob,
                 filters=int(config.num_filters * step.filter_scaling))
@@ -290,12 +301,29 @@ def build(images, *, num_classes, is_training, batch_norm_decay, config):
   return NetOutput(features=pooled, logits=logits, end_points=end_points)
 
 
-def _net(name, scope, image_size, num_features, config):
+# The cells of each family: (normal cell, reduction cell or None).
+_FAMILIES = {"NASNet": (_NASNET_NORMAL, _NASNET_REDUCTION),
+             "PNASNet": (_PNASNET, None)}
+
+# research/slim's hparams and arg scopes of the published checkpoints: name,
+# family (end-point scope), image size, features, then the _Config fields
+# after the cells: cells, filters, stem multiplier, final drop-path keep
+# probability, prev_skips_reduction, weight decay.
+_PUBLISHED = (
+    ("nasnet_mobile", "NASNet", 224, 1056, 12, 44, 1.0, 1.0, False, 4e-5),
+    ("nasnet_large", "NASNet", 331, 4032, 18, 168, 3.0, 0.7, True, 5e-5),
+    ("pnasnet_mobile", "PNASNet", 224, 1080, 9, 54, 1.0, 1.0, True, 4e-5),
+    ("pnasnet_large", "PNASNet", 331, 4320, 12, 216, 3.0, 0.6, True, 4e-5),
+)
+
+
+def _net(name, family, image_size, num_features, *hparams):
   return SlimNet(
       name=name,
       family="nasnet",
-      build=functools.partial(build, config=config),
-      scope=scope,
+      build=functools.partial(
+          build, config=_Config(*_FAMILIES[family], *hparams)),
+      scope=family,
       num_features=num_features,
       default_image_size=image_size,
       bn_decay=BN_DECAY,
@@ -306,25 +334,4 @@ def _net(name, scope, image_size, num_features, config):
   )
 
 
-NETS = (
-    _net("nasnet_mobile", "NASNet", 224, 1056, _Config(
-        normal_cell=_NASNET_NORMAL, reduction_cell=_NASNET_REDUCTION,
-        num_cells=12, num_filters=44, stem_multiplier=1.0,
-        drop_path_keep_prob=1.0, prev_skips_reduction=False,
-        weight_decay=4e-5)),
-    _net("nasnet_large", "NASNet", 331, 4032, _Config(
-        normal_cell=_NASNET_NORMAL, reduction_cell=_NASNET_REDUCTION,
-        num_cells=18, num_filters=168, stem_multiplier=3.0,
-        drop_path_keep_prob=0.7, prev_skips_reduction=True,
-        weight_decay=5e-5)),
-    _net("pnasnet_mobile", "PNASNet", 224, 1080, _Config(
-        normal_cell=_PNASNET, reduction_cell=None,
-        num_cells=9, num_filters=54, stem_multiplier=1.0,
-        drop_path_keep_prob=1.0, prev_skips_reduction=True,
-        weight_decay=4e-5)),
-    _net("pnasnet_large", "PNASNet", 331, 4320, _Config(
-        normal_cell=_PNASNET, reduction_cell=None,
-        num_cells=12, num_filters=216, stem_multiplier=3.0,
-        drop_path_keep_prob=0.6, prev_skips_reduction=True,
-        weight_decay=4e-5)),
-)
+NETS = tuple(_net(*row) for row in _PUBLISHED)
