@@ -117,6 +117,25 @@ class RestorePlan:
             f"{len(self.ignored)} not needed by the module: {detail}.")
 
 
+def _root_scopes(names):
+  counts = {}
+  for name in names:
+    if unused_reason(name) is None:
+      root = name.split("/", 1)[0] + "/" if "/" in name else name
+      counts[root] = counts.get(root, 0) + 1
+  return counts
+
+
+def _root_scopes_note(available, variable_shapes):
+  """Names the scopes of both sides when a checkpoint is of another net."""
+  def describe(counts):
+    top = sorted(counts.items(), key=lambda item: -item[1])[:4]
+    return ", ".join(f"{root} ({count})" for root, count in top) or "none"
+  return (f"The module's variables are under {describe(_root_scopes(variable_shapes))}; "
+          f"the checkpoint's under {describe(_root_scopes(available))}: is it "
+          "a checkpoint of another net?")
+
+
 def _listing(items, limit=25):
   lines = [f"  {item}" for item in items[:limit]]
   if len(items) > limit:
@@ -155,6 +174,8 @@ def plan_restore(variable_shapes, checkpoint, use_ema="auto"):
       keys[name] = key
   if missing or misshapen:
     lines = [f"Checkpoint {prefix} does not fit the module:"]
+    if len(missing) > len(variable_shapes) // 2:
+      lines.append(_root_scopes_note(available, variable_shapes))
     if missing:
       lines.append(f"{len(missing)} variable(s) missing from the checkpoint:")
       lines += _listing(missing)

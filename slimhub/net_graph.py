@@ -44,15 +44,19 @@ class NetGraph:
 
 def build(net, *, num_classes, image_size=None, is_training=False,
           batch_norm_decay=None, momentum_input=False,
-          preprocessing_kind=None):
+          preprocessing_kind=None, seed=None):
   """Builds `net` (a SlimNet or its name) in a new graph on [0, 1] inputs.
 
   The BN decay is `batch_norm_decay` (default: the net's Slim value), or with
-  `momentum_input` a scalar placeholder_with_default fed at run time.
+  `momentum_input` a scalar placeholder_with_default fed at run time. A
+  `seed` makes the graph's random ops (dropout, drop path) draw the same
+  values in every new session.
   """
   if isinstance(net, str):
     net = slim_nets.get(net)
   graph = tf.Graph()
+  if seed is not None:
+    graph.seed = seed
   with graph.as_default(), compat.graph_building(), \
        tf.compat.v1.variable_scope("", use_resource=True):
     images = tf.compat.v1.placeholder(

@@ -25,9 +25,14 @@ def load(stem):
 
 
 def is_module_variable(name):
-  """Whether a reference checkpoint variable belongs in a hub module."""
+  """Whether a reference checkpoint variable belongs in a hub module.
+
+  Not aux heads, nor any global step: research/slim's nasnet_large and
+  pnasnet_large create theirs inside the first drop path
+  (cell_stem_0/comb_iter_0/left/global_step).
+  """
   parts = name.split("/")
-  return name != "global_step" and not any(
+  return parts[-1] != "global_step" and not any(
       part == "AuxLogits" or part.startswith("aux_") for part in parts)
 
 

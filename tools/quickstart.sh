@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets slimhub up in .venv and runs the main job on the embedded default:
 # a deterministic (untrained) inception_v2 checkpoint, exported as a TF1 Hub
-# module (v3) and a TF2 SavedModel (v5), then loaded by the real consumers.
+# module (v3) and a TF2 SavedModel (v5), verified against the contract, the
+# golden layout and the raw Slim net, then loaded by the real consumers.
 # Usage: tools/quickstart.sh [OUTPUT_DIR]   (default: demo/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,10 @@ for version in 3 5; do
       --version="$version" --checkpoint="$out/checkpoints/inception_v2" \
       --export_dir="$out/google/imagenet/inception_v2/classification/$version" \
       --overwrite
+  .venv/bin/slimhub-verify \
+      --module_dir="$out/google/imagenet/inception_v2/classification/$version" \
+      --expect="imagenet/inception_v2/classification@$version" \
+      --checkpoint="$out/checkpoints/inception_v2"
 done
 .venv/bin/python tools/show_module.py \
     "$out/google/imagenet/inception_v2/classification/3" \

@@ -50,8 +50,10 @@ class _Traces:
     self.trainable_names = {
         v.name for v in graph.get_collection(
             tf.compat.v1.GraphKeys.TRAINABLE_VARIABLES)}
-    losses = graph.get_collection(
-        tf.compat.v1.GraphKeys.REGULARIZATION_LOSSES)
+    with graph.as_default():
+      # get_variable(regularizer=...) collects lazily evaluated tensors.
+      losses = [tf.convert_to_tensor(loss) for loss in graph.get_collection(
+          tf.compat.v1.GraphKeys.REGULARIZATION_LOSSES)]
     self.regularization = (self.train.prune(feeds=[], fetches=losses)
                            if losses else None)
 
