@@ -179,3 +179,11 @@ def test_the_checks_reject_broken_cards(mutation, message):
 def test_every_catalogue_entry_has_architecture_facts():
   for entry in catalog.ENTRIES:
     assert entry.architecture in model_cards.ARCHITECTURES, entry.name
+
+
+def test_card_facts_match_the_slim_nets():
+  from slimhub import slim_nets  # pylint: disable=g-import-not-at-top
+  for net, num_features in _FEATURES.items():
+    slim_net = slim_nets.get(catalog.find(net).net)
+    assert slim_net.num_features == num_features, net
+    assert slim_net.num_classes == 1001, net
