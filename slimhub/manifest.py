@@ -73,7 +73,8 @@ def checkpoint_digest(prefix):
   """
   files = {os.path.basename(path): sha256_file(path)
            for path in checkpoint_files(prefix)}
-  lines = "".join(f"{name} {digest}\n" for name, digest in sorted(files.items()))
+  lines = "".join(f"{name} {digest}\n"
+                  for name, digest in sorted(files.items()))
   return hashlib.sha256(lines.encode("utf-8")).hexdigest(), files
 
 

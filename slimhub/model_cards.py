@@ -22,7 +22,8 @@ TFHUB_URL = "https://tfhub.dev"
 LABELS_URL = ("https://storage.googleapis.com/download.tensorflow.org/data/"
               "ImageNetLabels.txt")
 _SIGNATURES_DOC = "https://www.tensorflow.org/hub/common_signatures/images"
-_TF1_FINE_TUNING_DOC = "https://www.tensorflow.org/hub/tf1_hub_module#fine-tuning"
+_TF1_FINE_TUNING_DOC = ("https://www.tensorflow.org/hub/tf1_hub_module"
+                        "#fine-tuning")
 _TF2_DOC = "https://www.tensorflow.org/hub/tf2_saved_model"
 _SLIM_MODELS = "https://github.com/tensorflow/models/blob/master/research/slim"
 _ARXIV = "https://arxiv.org/abs"
@@ -30,7 +31,8 @@ _ARXIV = "https://arxiv.org/abs"
 # The tfhub.dev metadata values of each collection.
 _DATASETS = {"imagenet": ("imagenet-ilsvrc-2012-cls",
                           "ImageNet (ILSVRC-2012-CLS)"),
-             "inaturalist": ("inaturalist-inat-2017", "iNaturalist (iNat) 2017")}
+             "inaturalist": ("inaturalist-inat-2017",
+                             "iNaturalist (iNat) 2017")}
 TASKS = {catalog.FEATURE_VECTOR: "image-feature-vector",
          catalog.CLASSIFICATION: "image-classification"}
 FORMATS = {catalog.TF1_HUB: "hub", catalog.TF2_SAVED_MODEL: "saved_model_2"}
@@ -44,7 +46,8 @@ class Paper:
   year: int
 
   def citation(self):
-    return f'  * {self.authors}: ["{self.title}"]({_ARXIV}/{self.arxiv}), {self.year}.'
+    link = f"[\"{self.title}\"]({_ARXIV}/{self.arxiv})"
+    return f"  * {self.authors}: {link}, {self.year}."
 
 
 @dataclasses.dataclass(frozen=True)
@@ -419,7 +422,8 @@ class _Card:
         size=self.facts.image_size)
     packaged = (f"[image classification]({_SIGNATURES_DOC}#classification) "
                 "that the network was trained on" if self.classify else
-                f"[feature vectors of images]({_SIGNATURES_DOC}#feature-vector)")
+                "[feature vectors of images]"
+                f"({_SIGNATURES_DOC}#feature-vector)")
     contents = (f"This {self.module} contains a trained instance of the "
                 f"network, packaged for {packaged}. {self.sibling()}")
     return "## Overview\n\n" + _paragraphs(*background, build,

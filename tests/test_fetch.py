@@ -103,7 +103,8 @@ def test_fetch_extracts_the_layout_regenerate_reads(tmp_path, mirror,
           "mobilenet_v1_0.25_128_info.txt").read_bytes() == b"info\n"
   assert server.requests == [f"/{entry.tarball}"]
   # Present now: no second download.
-  assert fetch.fetch_checkpoint(entry, str(cache), base_url=server.url) == prefix
+  again = fetch.fetch_checkpoint(entry, str(cache), base_url=server.url)
+  assert again == prefix
   assert len(server.requests) == 1
 
 

@@ -94,8 +94,8 @@ def check_outputs(output_dir, checkpoint_dir):
     assert verification["checks"]["checkpoint_parity"] == "pass"
     assert verification["checks"]["module.identity"] == "pass"
     checkpoint = os.path.join(checkpoint_dir, record["inputs"]["checkpoint"])
-    files = ([checkpoint] if os.path.isfile(checkpoint) else
-             [p for p in glob.glob(checkpoint + ".*") if not p.endswith(".meta")])
+    files = [checkpoint] if os.path.isfile(checkpoint) else [
+        p for p in glob.glob(checkpoint + ".*") if not p.endswith(".meta")]
     assert record["checkpoint_files"] == {
         os.path.basename(path): _sha256(path) for path in files}
   return manifest
