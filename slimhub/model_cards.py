@@ -65,6 +65,8 @@ class Architecture:
     empty when no checkpoint was published.
   drop_path_keep_prob: the (P)NASNet path-dropout keep probability of the
     train graph, or None for nets without path dropout.
+  batch_norm: False for nets without batch normalization (VGG), whose
+    cards say nothing about its momentum.
   """
   name: str
   tfhub_id: Optional[str]
@@ -72,6 +74,7 @@ class Architecture:
   build: str
   weights_page: tuple
   drop_path_keep_prob: Optional[float] = None
+  batch_norm: bool = True
 
 
 _SLIM_README = ("TF-Slim's pre-trained models",
@@ -174,7 +177,7 @@ def _vgg(depth):
                    "followed by three fully connected layers (here applied "
                    "as convolutions), originally published by", (_VGG,)),),
       build=_SLIM_BUILD + " It has no batch normalization.",
-      weights_page=_SLIM_README)
+      weights_page=_SLIM_README, batch_norm=False)
 
 
 _NASNET_FAMILY = dict(
@@ -535,7 +538,7 @@ class _Card:
 
   def _momentum_note(self):
     momentum = self.facts.batch_norm_momentum
-    if momentum is None:
+    if not self.architecture.batch_norm:
       return ""
     if not self.spec.bn_hparams:
       return (f"Batch normalization keeps the momentum (decay) of the "

@@ -150,6 +150,14 @@ def test_inception_v2_card_carries_googles_facts():
                          "`num_features` = 1024"])
 
 
+def test_vgg_fine_tuning_says_nothing_about_batch_norm_momentum():
+  for version in (1, 3, 5):
+    text = _card("vgg_16", "classification", version, num_classes=1000)
+    _assert_all_in(text, ["It has no batch normalization."])
+    fine_tuning = text.split("## Fine-tuning")[1].split("## Changelog")[0]
+    assert "momentum" not in fine_tuning
+
+
 def test_thousand_class_checkpoint_explains_the_label_offset():
   text = _card("resnet_v1_50", "classification", 5, num_classes=1000)
   _assert_all_in(text, ["`num_classes` = 1000", "no \"background\" class",
