@@ -87,20 +87,12 @@ def signature_summary(module_dir):
 
 
 def verify_module(module_dir, entry, kind, version, checkpoint):
-  """slimhub-verify's checks of the module against the checkpoint and its
-  catalogue entry; their record, or BuildError naming failed checks.
-
-  The entry is the --expect of the check when slimhub has a golden layout
-  for the module (which --expect compares with); otherwise the module's
-  slimhub metadata, written from the same entry, is the expectation and
-  the golden_layout check is skipped.
-  """
+  """slimhub-verify's checks of the module against its catalogue entry
+  (with its golden layout) and the checkpoint; their record, or BuildError
+  naming the failed checks."""
   from slimhub import verify  # pylint: disable=g-import-not-at-top
   from slimhub.verify import checks  # pylint: disable=g-import-not-at-top
-  from slimhub.verify import golden  # pylint: disable=g-import-not-at-top
-  handle = entry.handle(kind, version)
-  has_golden = version in golden.load(entry, kind)
-  report = verify.verify(module_dir, expect=handle if has_golden else None,
+  report = verify.verify(module_dir, expect=entry.handle(kind, version),
                          checkpoint=checkpoint)
   if not report.passed:
     raise BuildError("slimhub-verify failed:\n" + "\n".join(
