@@ -91,8 +91,8 @@ def check_outputs(output_dir, checkpoint_dir):
       _check_archive(os.path.join(output_dir, record["archive"]), module_dir)
     verification = record["verification"]
     assert verification["passed"] and verification["counts"]["fail"] == 0
-    assert verification["checks"]["checkpoint_parity"] == "pass"
-    assert verification["checks"]["module.identity"] == "pass"
+    for check in ("module.identity", "golden_layout", "checkpoint_parity"):
+      assert verification["checks"][check] == "pass", (key, check)
     checkpoint = os.path.join(checkpoint_dir, record["inputs"]["checkpoint"])
     files = [checkpoint] if os.path.isfile(checkpoint) else [
         p for p in glob.glob(checkpoint + ".*") if not p.endswith(".meta")]
