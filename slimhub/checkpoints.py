@@ -39,7 +39,8 @@ def resolve_prefix(path):
   """The checkpoint prefix for `path`: a prefix, or a directory holding one.
 
   A directory resolves through its `checkpoint` state file, else to its only
-  `*.index` file. A file without `.index` next to it is a V1 checkpoint
+  `*.index` file, else to its only `*.ckpt` file. A file without `.index`
+  next to it is a V1 checkpoint
   (the single `*.ckpt` file of the 2016/2017 Slim tarballs: inception,
   resnet, vgg). Raises CheckpointError naming what is wrong.
   """
@@ -52,8 +53,13 @@ def resolve_prefix(path):
                      if name.endswith(".index"))
     if len(indexes) == 1:
       return os.path.join(path, indexes[0])
+    v1_files = [name for name in os.listdir(path) if name.endswith(".ckpt")
+                and os.path.isfile(os.path.join(path, name))]
+    if not indexes and len(v1_files) == 1:
+      return os.path.join(path, v1_files[0])
     if not indexes:
-      raise CheckpointError(f"No checkpoint (*.index file) in directory {path}")
+      raise CheckpointError(f"No checkpoint (*.index file or single *.ckpt "
+                            f"file) in directory {path}")
     raise CheckpointError(
         f"Directory {path} holds several checkpoints ({', '.join(indexes)}); "
         "pass the prefix of one, e.g. "

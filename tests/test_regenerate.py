@@ -18,6 +18,7 @@ import pytest
 import reference_data
 import tfhub_doc_checks
 from slimhub import catalog
+from slimhub import checkpoints
 from slimhub import deterministic
 from slimhub import export
 from slimhub import manifest as manifest_lib
@@ -278,6 +279,8 @@ def test_a_v1_checkpoint_file_regenerates(tmp_path):
   manifest = check_outputs(output, tmp_path)
   record = manifest["modules"][entry.handle("classification", 5)]
   assert list(record["checkpoint_files"]) == ["mobilenet_v1_0.25_128.ckpt"]
+  v1_file = str(tmp_path / entry.checkpoint)
+  assert checkpoints.resolve_prefix(os.path.dirname(v1_file)) == v1_file
 
 
 def test_a_module_that_fails_verification_is_not_placed(
