@@ -28,6 +28,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 
@@ -141,18 +142,35 @@ def bench_inference(workspace, net, repeats, peer):
   return rows
 
 
+# Runs argv[2:] and writes "<wall seconds> <peak RSS bytes>" to argv[1]. The
+# benchmark forks it instead of the measured command because Linux carries a
+# process's RSS high-water mark across exec: a command forked straight from
+# the (large) benchmark process would report the benchmark's own RSS.
+_LAUNCHER_SCRIPT = textwrap.dedent("""
+    import os, sys, time
+    start = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    _, status, usage = os.wait4(pid, 0)
+    with open(sys.argv[1], "w") as f:
+        f.write(f"{time.perf_counter() - start} {usage.ru_maxrss * 1024}")
+    sys.exit(os.waitstatus_to_exitcode(status))
+    """)
+
+
 def _run_measured(command, env=None):
   """(wall seconds, peak RSS bytes) of a command run to completion."""
-  start = time.perf_counter()
-  process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, env=env)
-  _, status, usage = os.wait4(process.pid, 0)
-  wall = time.perf_counter() - start
-  stderr = process.stderr.read().decode(errors="replace")
-  process.stderr.close()
-  if os.waitstatus_to_exitcode(status) != 0:
-    raise RuntimeError(f"{' '.join(command)} failed:\n{stderr[-2000:]}")
-  return wall, usage.ru_maxrss * 1024
+  with tempfile.NamedTemporaryFile("r", suffix=".measure") as result:
+    process = subprocess.run(
+        [sys.executable, "-c", _LAUNCHER_SCRIPT, result.name, *command],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+        check=False)
+    if process.returncode != 0:
+      stderr = process.stderr.decode(errors="replace")
+      raise RuntimeError(f"{' '.join(command)} failed:\n{stderr[-2000:]}")
+    wall, peak_rss = result.read().split()
+  return float(wall), int(peak_rss)
 
 
 _FLOOR_SCRIPT = textwrap.dedent("""
