@@ -51,8 +51,8 @@ def _stats(values):
           "max": max(values), "runs": len(values)}
 
 
-def _images_per_second(run, batch, repeats, min_seconds=1.0):
-  """Median/min/max images/s of `run()` over `repeats` timed windows."""
+def _calibrated_iterations(run, min_seconds):
+  """Warms `run` up; the number of calls that take about min_seconds."""
   for _ in range(3):
     run()
   start, calls = time.perf_counter(), 0
@@ -60,14 +60,26 @@ def _images_per_second(run, batch, repeats, min_seconds=1.0):
     run()
     calls += 1
   per_call = (time.perf_counter() - start) / calls
-  iterations = max(1, int(min_seconds / per_call))
-  rates = []
+  return max(1, int(min_seconds / per_call))
+
+
+def _images_per_second(variants, batch, repeats, min_seconds=1.0):
+  """{name: median/min/max images/s} of each `run()` in `variants`.
+
+  The timed windows are interleaved (every variant once per round), so that
+  drift of the machine's speed hits all variants alike.
+  """
+  iterations = {name: _calibrated_iterations(run, min_seconds)
+                for name, run in variants.items()}
+  rates = {name: [] for name in variants}
   for _ in range(repeats):
-    start = time.perf_counter()
-    for _ in range(iterations):
-      run()
-    rates.append(iterations * batch / (time.perf_counter() - start))
-  return _stats(rates)
+    for name, run in variants.items():
+      start = time.perf_counter()
+      for _ in range(iterations[name]):
+        run()
+      rates[name].append(
+          iterations[name] * batch / (time.perf_counter() - start))
+  return {name: _stats(values) for name, values in rates.items()}
 
 
 class Workspace:
@@ -124,8 +136,7 @@ def bench_inference(workspace, net, repeats, peer):
     if keras_model is not None:
       variants[f"tf.keras.applications.{KERAS_PEERS[net]} in tf.function"] = (
           lambda: keras_in_function(tensor))
-    results = {name: _images_per_second(run, batch, repeats)
-               for name, run in variants.items()}
+    results = _images_per_second(variants, batch, repeats)
     base = results["raw Slim graph (session)"]["median"]
     tf2_speed = results["TF2 module, __call__ in tf.function"]["median"]
     for name, result in results.items():

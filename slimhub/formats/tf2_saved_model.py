@@ -26,13 +26,19 @@ MOMENTUM = "batch_norm_momentum"
 
 
 class _SharedVariables:
-  """A custom getter that creates each variable once and then reuses it."""
+  """A custom getter that creates each variable once and then reuses it.
+
+  Variables start at zero: their values come from the checkpoint, and
+  running the nets' random initializers eagerly would cost seconds for the
+  large nets.
+  """
 
   def __init__(self):
     self.by_name = {}
 
   def getter(self, getter, name, *args, **kwargs):
     if name not in self.by_name:
+      kwargs["initializer"] = tf.compat.v1.zeros_initializer()
       self.by_name[name] = getter(name, *args, **kwargs)
     return self.by_name[name]
 
