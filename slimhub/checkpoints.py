@@ -12,6 +12,7 @@ import dataclasses
 import os
 import re
 
+import numpy as np
 import tensorflow as tf
 
 EMA_SUFFIX = "/ExponentialMovingAverage"
@@ -195,16 +196,34 @@ def plan_restore(variable_shapes, checkpoint, use_ema="auto"):
                      used_ema=any(k.endswith(EMA_SUFFIX) for k in used))
 
 
-def load_tensors(plan):
-  """{variable name: eager tensor} of every variable in `plan`."""
+def iter_tensors(plan, chunk_bytes=64 * 2**20):
+  """Yields (variable name, eager tensor) for every variable in `plan`.
+
+  Restores about `chunk_bytes` per read, so a caller that consumes the
+  tensors as they come never holds the whole checkpoint twice.
+  """
   reader = tf.train.load_checkpoint(plan.prefix)
   dtypes = reader.get_variable_to_dtype_map()
+  shapes = reader.get_variable_to_shape_map()
+  chunk, size = [], 0
   names = sorted(plan.keys)
-  keys = [plan.keys[name] for name in names]
-  tensors = tf.raw_ops.RestoreV2(
-      prefix=plan.prefix, tensor_names=keys, shape_and_slices=[""] * len(keys),
-      dtypes=[dtypes[key] for key in keys])
-  return dict(zip(names, tensors))
+  for index, name in enumerate(names):
+    key = plan.keys[name]
+    chunk.append(name)
+    size += dtypes[key].size * max(1, int(np.prod(shapes[key])))
+    if size >= chunk_bytes or index == len(names) - 1:
+      keys = [plan.keys[n] for n in chunk]
+      tensors = tf.raw_ops.RestoreV2(
+          prefix=plan.prefix, tensor_names=keys,
+          shape_and_slices=[""] * len(keys),
+          dtypes=[dtypes[key] for key in keys])
+      yield from zip(chunk, tensors)
+      chunk, size = [], 0
+
+
+def load_tensors(plan):
+  """{variable name: eager tensor} of every variable in `plan`."""
+  return dict(iter_tensors(plan))
 
 
 def write_renamed(plan, prefix):

@@ -199,7 +199,7 @@ def _build_tf2(options, spec, prefix, use_ema):
     plan = checkpoints.plan_restore(
         {name: v.shape.as_list() for name, v in by_name.items()}, prefix,
         use_ema)
-    for name, value in checkpoints.load_tensors(plan).items():
+    for name, value in checkpoints.iter_tensors(plan):
       by_name[name].assign(value)
     plans.append(plan)
 
