@@ -21,11 +21,11 @@ from tensorflow.core.protobuf import saved_model_pb2
 from slimhub import catalog
 from slimhub import export
 from slimhub.formats import hub_protos
+from slimhub.formats import tf1_hub
 
 TF1_HUB = catalog.TF1_HUB
 TF2_SAVED_MODEL = catalog.TF2_SAVED_MODEL
 SAVED_MODEL_FILE = "saved_model.pb"
-VARIABLES_PREFIX = os.path.join("variables", "variables")
 
 
 class NotAModule(ValueError):
@@ -141,7 +141,7 @@ class Module:
 
   @property
   def variables_prefix(self):
-    return os.path.join(self.directory, VARIABLES_PREFIX)
+    return os.path.join(self.directory, tf1_hub.VARIABLES_PREFIX)
 
   def variant(self, *tags):
     """The graph variant with exactly these tags, or None."""

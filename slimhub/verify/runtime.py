@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 MOVING_MEAN = "moving_mean"
+MOVING_STATISTICS = (MOVING_MEAN, "moving_variance")
 FALLBACK_IMAGE_SIZE = (224, 224)
 
 
@@ -28,8 +29,14 @@ def relative_error(actual, expected):
   return float(np.linalg.norm(actual - expected) / (scale or 1.0))
 
 
-def _is_moving_mean(name):
-  return name.split(":")[0].rsplit("/", 1)[-1] == MOVING_MEAN
+def leaf_name(name):
+  """The last part of a variable or tensor name: "moving_mean" of
+  "a/BatchNorm/moving_mean:0"."""
+  return name.split(":")[0].rsplit("/", 1)[-1]
+
+
+def is_moving_mean(name):
+  return leaf_name(name) == MOVING_MEAN
 
 
 def _changes(before, after):
@@ -67,7 +74,7 @@ class VariantSession:
 
   @property
   def moving_means(self):
-    return sorted(name for name in self.variables if _is_moving_mean(name))
+    return sorted(name for name in self.variables if is_moving_mean(name))
 
   def values(self, names):
     return self.session.run({name: self.variables[name] for name in names})
@@ -98,7 +105,7 @@ class LoadedObject:
 
   @property
   def moving_means(self):
-    return sorted(v.name for v in self.variables if _is_moving_mean(v.name))
+    return sorted(v.name for v in self.variables if is_moving_mean(v.name))
 
   def snapshot(self, names=None):
     return {v.name: v.numpy() for v in self.variables

@@ -17,6 +17,7 @@ from slimhub.formats import tf1_hub
 from slimhub.verify import batch_norm
 from slimhub.verify import expectations
 from slimhub.verify import reading
+from slimhub.verify import runtime
 from slimhub.verify.checks import Failed
 from slimhub.verify.checks import Skipped
 from slimhub.verify.checks import check
@@ -92,8 +93,7 @@ def tags(context):
                   if tags_ not in ((), TRAIN)})
   if extra:
     problems.append(f"unexpected tag sets {', '.join(extra)}")
-  if problems:
-    require_none(problems)
+  require_none(problems)
   return "tag sets [] and [train]"
 
 
@@ -317,7 +317,7 @@ def collections(context):
       yield (f"unsupported collections {', '.join(unsupported)} (hub.Module "
              "refuses to load them)")
     steps = [name for name in variant.variables
-             if name.rsplit("/", 1)[-1] == "global_step"]
+             if runtime.leaf_name(name) == "global_step"]
     if steps:
       yield f"global_step variable {', '.join(steps)}"
 
@@ -359,8 +359,7 @@ def variables(context):
   if misshapen:
     problems.append(f"{len(misshapen)} variables saved with another shape: "
                     f"{listing(misshapen, 2)}")
-  if problems:
-    require_none(problems)
+  require_none(problems)
   return (f"{len(wanted)} variables, the same in every variant, all in "
           "variables/variables")
 
@@ -393,8 +392,7 @@ def regularization_losses(context):
 
 
 def _moving_means(variant):
-  return sorted(name for name in variant.variables
-                if name.rsplit("/", 1)[-1] == "moving_mean")
+  return sorted(filter(runtime.is_moving_mean, variant.variables))
 
 
 @check("tf1.update_ops_present")
@@ -517,8 +515,7 @@ def inference(context):
   if changed:
     problems.append(f"running [] changed {len(changed)} variables: "
                     f"{listing(changed, 3)}")
-  if problems:
-    require_none(problems)
+  require_none(problems)
   shown = " and ".join(f"{h}x{w}" for h, w in sizes)
   return (f"{len(fetches)} signatures run at {shown}: finite outputs of the "
           "expected width, no variable changes")

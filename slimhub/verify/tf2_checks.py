@@ -15,6 +15,7 @@ from slimhub.verify import batch_norm
 from slimhub.verify import expectations
 from slimhub.verify import layout
 from slimhub.verify import reading
+from slimhub.verify import runtime
 from slimhub.verify.checks import Failed
 from slimhub.verify.checks import Skipped
 from slimhub.verify.checks import check
@@ -38,11 +39,6 @@ def _flags(saved_object):
 
 def _label(trace, saved_object):
   return layout.trace_label(trace, saved_object.parameters)
-
-
-def _is_moving_statistic(name):
-  return name.rsplit("/", 1)[-1].split(":")[0] in ("moving_mean",
-                                                    "moving_variance")
 
 
 @check("tf2.tags")
@@ -164,7 +160,7 @@ def variables(context):
     problems.append("trainable_variables is empty, so fine-tuning changes "
                     "nothing (hub#269)")
   moving = sorted(name for name in saved_object.trainable
-                  if _is_moving_statistic(name))
+                  if runtime.leaf_name(name) in runtime.MOVING_STATISTICS)
   if moving:
     problems.append(f"{len(moving)} moving statistics are trainable: "
                     f"{listing(moving, 3)}")
@@ -300,7 +296,7 @@ def _moving_means(context):
   return means
 
 
-def _momentum_kwargs(context, momentum):
+def _momentum_kwargs(momentum):
   if momentum is None:
     return {}
   return {MOMENTUM: tf.constant(momentum, tf.float32)}
@@ -312,7 +308,7 @@ def _training_changes(context, momentum=None):
       ("tf2.training_changes", momentum),
       lambda: context.loaded().call_changes(
           context.images(), names, **_call_kwargs(context, True),
-          **_momentum_kwargs(context, momentum)))
+          **_momentum_kwargs(momentum)))
 
 
 @check("tf2.training_false_keeps_statistics",
@@ -327,7 +323,7 @@ def training_false_keeps_statistics(context):
   changed = set()
   for momentum in momenta:
     changes = loaded.call_changes(context.images(), **_call_kwargs(
-        context, False), **_momentum_kwargs(context, momentum))
+        context, False), **_momentum_kwargs(momentum))
     changed |= {name for name, change in changes.items() if change}
   if changed:
     raise Failed(f"__call__(training=False) changed {len(changed)} "
