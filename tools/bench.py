@@ -194,21 +194,23 @@ _FLOOR_SCRIPT = textwrap.dedent("""
 _BASELINE_SCRIPT = "import tensorflow as tf; tf.constant(1.0) + 1.0"
 
 
-def _module_variable_names(path):
+def _tf1_module_variables(path):
+  """{name: bytes} of the variables a TF1 module saves (= its checkpoint's)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  prefix = os.path.join(path, "variables", "variables")
-  names = [name for name, _ in tf.train.list_variables(prefix)]
-  if any(name.startswith("variables/") for name in names):  # TF2 object keys
-    return None
-  return names
+  reader = tf.train.load_checkpoint(os.path.join(path, "variables",
+                                                 "variables"))
+  dtypes = reader.get_variable_to_dtype_map()
+  return {name: int(np.prod(shape)) * dtypes[name].size
+          for name, shape in reader.get_variable_to_shape_map().items()}
 
 
 def bench_export(workspace, net, repeats):
   """Rows: export wall time / peak RSS vs the tf.train.Checkpoint floor."""
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
   checkpoint = workspace.checkpoint(net)
-  names = _module_variable_names(workspace.module(net, 3))
-  checkpoint_bytes = _variables_bytes(workspace.module(net, 3))
+  variables = _tf1_module_variables(workspace.module(net, 3))
+  names = sorted(variables)
+  checkpoint_bytes = sum(variables.values())
   scratch = os.path.join(workspace.work_dir, "scratch")
   floor_runs, baseline_runs = [], []
   for index in range(repeats):
@@ -242,18 +244,6 @@ def bench_export(workspace, net, repeats):
   return rows
 
 
-def _variables_bytes(path):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  prefix = os.path.join(path, "variables", "variables")
-  total = 0
-  for name, shape in tf.train.list_variables(prefix):
-    if name.startswith("_CHECKPOINTABLE_OBJECT_GRAPH"):
-      continue
-    dtype = tf.train.load_checkpoint(prefix).get_variable_to_dtype_map()[name]
-    total += int(np.prod(shape)) * dtype.size
-  return total
-
-
 def _directory_bytes(path):
   return sum(os.path.getsize(os.path.join(root, name))
              for root, _, names in os.walk(path) for name in names)
@@ -261,7 +251,7 @@ def _directory_bytes(path):
 
 def bench_size(workspace, net):
   rows = []
-  variables = _variables_bytes(workspace.module(net, 3))
+  variables = sum(_tf1_module_variables(workspace.module(net, 3)).values())
   for version in (3, 5):
     path = workspace.module(net, version)
     on_disk = _directory_bytes(path)
