@@ -41,9 +41,9 @@ def resolve_prefix(path):
 
   A directory resolves through its `checkpoint` state file, else to its only
   `*.index` file, else to its only `*.ckpt` file. A file without `.index`
-  next to it is a V1 checkpoint
-  (the single `*.ckpt` file of the 2016/2017 Slim tarballs: inception,
-  resnet, vgg). Raises CheckpointError naming what is wrong.
+  next to it is a V1 checkpoint (the single `*.ckpt` file of the 2016/2017
+  Slim tarballs: inception, resnet, vgg). Raises CheckpointError naming what
+  is wrong.
   """
   path = os.fspath(path)
   if os.path.isdir(path):
@@ -54,11 +54,11 @@ def resolve_prefix(path):
                      if name.endswith(".index"))
     if len(indexes) == 1:
       return os.path.join(path, indexes[0])
-    v1_files = [name for name in os.listdir(path) if name.endswith(".ckpt")
-                and os.path.isfile(os.path.join(path, name))]
-    if not indexes and len(v1_files) == 1:
-      return os.path.join(path, v1_files[0])
     if not indexes:
+      v1_files = [name for name in os.listdir(path) if name.endswith(".ckpt")
+                  and os.path.isfile(os.path.join(path, name))]
+      if len(v1_files) == 1:
+        return os.path.join(path, v1_files[0])
       raise CheckpointError(f"No checkpoint (*.index file or single *.ckpt "
                             f"file) in directory {path}")
     raise CheckpointError(
@@ -138,9 +138,10 @@ def _root_scopes_note(available, variable_shapes):
   def describe(counts):
     top = sorted(counts.items(), key=lambda item: -item[1])[:4]
     return ", ".join(f"{root} ({count})" for root, count in top) or "none"
-  return (f"The module's variables are under {describe(_root_scopes(variable_shapes))}; "
-          f"the checkpoint's under {describe(_root_scopes(available))}: is it "
-          "a checkpoint of another net?")
+  return (f"The module's variables are under "
+          f"{describe(_root_scopes(variable_shapes))}; the checkpoint's under "
+          f"{describe(_root_scopes(available))}: is it a checkpoint of another "
+          "net?")
 
 
 def _listing(items, limit=25):
@@ -210,7 +211,7 @@ def iter_tensors(plan, chunk_bytes=64 * 2**20):
   for index, name in enumerate(names):
     key = plan.keys[name]
     chunk.append(name)
-    size += dtypes[key].size * max(1, int(np.prod(shapes[key])))
+    size += dtypes[key].size * int(np.prod(shapes[key]))
     if size >= chunk_bytes or index == len(names) - 1:
       keys = [plan.keys[n] for n in chunk]
       tensors = tf.raw_ops.RestoreV2(

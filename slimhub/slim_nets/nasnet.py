@@ -12,7 +12,8 @@ Training builds keep research/slim's drop path, but with its keep probability
 pinned at the end-of-training value (Slim ramps it by global step; a hub
 module has no global step): a cell with number ``c`` (stem cells 0 and 1,
 then every cell in build order) of ``C`` (22 in nasnet_large, 14 in
-pnasnet_large) keeps a path with probability ``1 - (c + 1) / C * (1 - final)``. That value is a float32 constant named
+pnasnet_large) keeps a path with probability
+``1 - (c + 1) / C * (1 - final)``. That value is a float32 constant named
 ``<cell scope>/drop_path_keep_prob`` (e.g. ``cell_stem_0/...``, ``cell_7/...``,
 ``reduction_cell_1/...``), rounded to float32 as Slim's ramp rounds it, and
 read by the drop path after every non-identity operation of the cell. It
