@@ -18,10 +18,10 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow.core.protobuf import saved_model_pb2
 
 from slimhub import catalog
 from slimhub.formats import hub_protos
+from slimhub.formats import tf1_hub
 from slimhub.verify import checks
 from slimhub.verify import golden
 from slimhub.verify import layout
@@ -59,12 +59,10 @@ def each_meta_graph(mutate):
   """A mutation of a module directory that applies mutate(meta_graph) to
   every MetaGraphDef of its saved_model.pb."""
   def rewrite(directory):
-    path = os.path.join(directory, "saved_model.pb")
-    with open(path, "rb") as f:
-      saved_model = saved_model_pb2.SavedModel.FromString(f.read())
+    saved_model = tf1_hub.read_saved_model(directory)
     for meta_graph in saved_model.meta_graphs:
       mutate(meta_graph)
-    with open(path, "wb") as f:
+    with open(os.path.join(directory, "saved_model.pb"), "wb") as f:
       f.write(saved_model.SerializeToString())
   return rewrite
 
