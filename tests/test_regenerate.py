@@ -21,9 +21,9 @@ from slimhub import catalog
 from slimhub import checkpoints
 from slimhub import deterministic
 from slimhub import export
-from slimhub import manifest as manifest_lib
-from slimhub import regenerate as regenerate_lib
-from slimhub import regenerate_worker
+from slimhub.regenerate import build as regenerate_worker
+from slimhub.regenerate import manifest as manifest_lib
+from slimhub.regenerate import plan as regenerate_lib
 from slimhub import slim_nets
 from slimhub.exporters import make_checkpoint
 
@@ -32,7 +32,7 @@ SAMPLE_NETS = ("mobilenet_v1_025_128", "mobilenet_v2_035_96",
 SAMPLE = ("imagenet/mobilenet_v1_025_128/feature_vector",
           "imagenet/mobilenet_v2_035_96/classification",
           "imagenet/mobilenet_v3_small_075_224/feature_vector")
-WORKER = "slimhub.regenerate_worker"
+WORKER = "slimhub.regenerate.build"
 
 
 def _sha256(path):

@@ -17,8 +17,8 @@ with status 1 if any module failed.
 from absl import app
 from absl import flags
 
-from slimhub import fetch
-from slimhub import regenerate as regenerate_lib
+from slimhub.regenerate import fetch
+from slimhub.regenerate import plan as regenerate_lib
 from slimhub.exporters import common
 
 _CHECKPOINT_DIR = flags.DEFINE_string(

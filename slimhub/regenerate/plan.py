@@ -9,9 +9,9 @@ For every selected catalogue handle x version whose checkpoint is in
 catalog.Entry.checkpoint) -- or can be downloaded -- the module is exported
 to ``OUT/<publisher>/<collection>/<net>/<kind>/<version>/`` with its model
 card ``<version>.md`` (and with `archive`, ``<version>.tar.gz``), and
-recorded in ``OUT/manifest.json`` (slimhub.manifest).
+recorded in ``OUT/manifest.json`` (slimhub.regenerate.manifest).
 
-Each module is built by a worker process (slimhub.regenerate_worker), up to
+Each module is built by a worker process (slimhub.regenerate.build), up to
 `jobs` at a time; a module only appears once complete, and the manifest is
 rewritten after each one. A re-run skips every module whose inputs and
 files still match the manifest, so a run that was killed or failed part-way
@@ -31,9 +31,9 @@ from typing import Optional
 
 import slimhub
 from slimhub import catalog
-from slimhub import fetch
-from slimhub import manifest as manifest_lib
-from slimhub import regenerate_worker
+from slimhub.regenerate import build as regenerate_worker
+from slimhub.regenerate import fetch
+from slimhub.regenerate import manifest as manifest_lib
 from slimhub import slim_nets
 
 BUILT = "built"
@@ -192,7 +192,7 @@ class _Worker:
     self.started = time.time()
     with open(self.log_path, "w") as log_file:
       self.process = subprocess.Popen(
-          [sys.executable, "-m", "slimhub.regenerate_worker",
+          [sys.executable, "-m", "slimhub.regenerate.build",
            json.dumps(job.task)],
           stdin=subprocess.PIPE, stdout=log_file, stderr=subprocess.STDOUT,
           env=environment)

@@ -1,6 +1,6 @@
 """One module of slimhub-regenerate, built in a process of its own.
 
-The parent runs ``python -m slimhub.regenerate_worker TASK_JSON`` per module
+The parent runs ``python -m slimhub.regenerate.build TASK_JSON`` per module
 so that TensorFlow graphs, memory and crashes stay isolated. The worker
 exports the module into its work directory, verifies it, renders its model
 card and archive, and only then moves them into place; it reports the
@@ -21,8 +21,8 @@ import time
 
 from slimhub import catalog
 from slimhub import export
-from slimhub import manifest
-from slimhub import model_cards
+from slimhub.regenerate import cards as model_cards
+from slimhub.regenerate import manifest
 from slimhub.formats import archive
 
 RESULT_FILE = "result.json"
