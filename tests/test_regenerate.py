@@ -32,7 +32,7 @@ SAMPLE_NETS = ("mobilenet_v1_025_128", "mobilenet_v2_035_96",
 SAMPLE = ("imagenet/mobilenet_v1_025_128/feature_vector",
           "imagenet/mobilenet_v2_035_96/classification",
           "imagenet/mobilenet_v3_small_075_224/feature_vector")
-WORKER = "slimhub.regenerate.build"
+WORKER = "slimhub.regenerate.worker"
 
 
 def _sha256(path):
