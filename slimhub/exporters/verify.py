@@ -5,6 +5,7 @@ r"""slimhub-verify: checks an image module against its contract, for CI.
       --expect=imagenet/mobilenet_v1_025_128/feature_vector@3 \
       --checkpoint=ckpt/mobilenet_v1_0.25_128.ckpt --json
   slimhub-verify --module_dir=v3 --against=v2     # also diff two modules
+  slimhub-verify --manifest=OUT/manifest.json      # files vs. their hashes
 
 Works on any TF1 Hub image module or TF2 reusable image SavedModel, made by
 slimhub or not; runs only the module's TF graphs, never its Python. Exits 0
@@ -34,13 +35,28 @@ _AGAINST = flags.DEFINE_string(
 _JSON = flags.DEFINE_bool("json", False, "Print the report as JSON "
                           "(docs/verify.md has the schema).")
 
-flags.mark_flag_as_required("module_dir")
+_MANIFEST = flags.DEFINE_string(
+    "manifest", None, "A slimhub-regenerate OUT/manifest.json: every file of "
+    "its modules (those under --module_dir, if given) must match the recorded "
+    "hashes and content digest; names each file that differs, is missing or "
+    "is not recorded.")
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  if not _MODULE_DIR.value and not _MANIFEST.value:
+    raise app.UsageError("--module_dir or --manifest is required")
   common.quiet_tensorflow()
+  manifest_passed = True
+  if _MANIFEST.value:
+    from slimhub.regenerate import manifest  # pylint: disable=g-import-not-at-top
+    try:
+      manifest_passed = manifest.report_tree(_MANIFEST.value, _MODULE_DIR.value)
+    except manifest.ManifestError as error:
+      common.fail("slimhub-verify", error)
+    if not _MODULE_DIR.value:
+      sys.exit(0 if manifest_passed else 1)
   # Imported after flag parsing: --help stays fast.
   from slimhub import verify  # pylint: disable=g-import-not-at-top
   from slimhub.verify import report  # pylint: disable=g-import-not-at-top
@@ -51,7 +67,7 @@ def main(argv):
   except verify.VerifyError as error:
     common.fail("slimhub-verify", error)
   print(report.json_text(result) if _JSON.value else report.table(result))
-  sys.exit(0 if result.passed else 1)
+  sys.exit(0 if result.passed and manifest_passed else 1)
 
 
 def run():

@@ -113,13 +113,17 @@ def content_digest(module_dir):
   return hashlib.sha256(lines.encode("utf-8")).hexdigest()
 
 
-def check_tree(output_dir, manifest_path=None):
+def check_tree(output_dir, manifest_path=None, under=None):
   """Problems of the modules on disk against a manifest: one line per file
   that differs, is missing, or is not recorded, and per module whose content
-  digest differs; [] when everything matches."""
+  digest differs; [] when everything matches. `under` limits the check to
+  the modules below that directory."""
   manifest = Manifest(output_dir, manifest_path)
   problems = []
   for key, record in sorted(manifest.modules.items()):
+    module_dir = os.path.join(output_dir, key)
+    if under and os.path.relpath(module_dir, under).startswith(os.pardir):
+      continue
     recorded = record["files"]
     for path, expected in sorted(recorded.items()):
       full = os.path.join(output_dir, path)
@@ -128,17 +132,33 @@ def check_tree(output_dir, manifest_path=None):
       elif file_record(full) != expected:
         problems.append(f"{path}: differs from the manifest (sha256 "
                         f"{sha256_file(full)}, recorded {expected['sha256']})")
-    module_dir = os.path.join(output_dir, key)
     if not os.path.isdir(module_dir):
       continue
     problems += [f"{path}: not in the manifest" for path in
                  sorted(set(relative_files(module_dir, output_dir))
                         - set(recorded))]
     digest = content_digest(module_dir)
-    if "content_sha256" in record and digest != record["content_sha256"]:
+    if digest != record["content_sha256"]:
       problems.append(f"{key}: content digest {digest} differs from the "
                       f"manifest's {record['content_sha256']}")
   return problems
+
+
+def report_tree(manifest_path, under=None, out=print):
+  """Prints check_tree's verdict on the tree of `manifest_path`; whether it
+  passed."""
+  output_dir = os.path.dirname(os.path.abspath(manifest_path))
+  if not os.path.isfile(manifest_path):
+    raise ManifestError(f"No manifest at {manifest_path}")
+  problems = check_tree(output_dir, manifest_path,
+                        under and os.path.abspath(under))
+  if problems:
+    out(f"manifest  FAIL  {len(problems)} problem(s) against {manifest_path}:")
+    for problem in problems:
+      out(f"  {problem}")
+  else:
+    out(f"manifest  pass  every file matches {manifest_path}")
+  return not problems
 
 
 def write_atomically(path, text):
