@@ -191,7 +191,12 @@ def regenerate(options, log=print, pipeline_args=()):
     raise RegenerateError(f"Unknown engine {options.engine!r}; choose one of "
                           f"{', '.join(ENGINES)}")
   if options.engine == "beam":
-    from slimhub.regenerate.engines import beam as engine  # pylint: disable=g-import-not-at-top
+    try:
+      from slimhub.regenerate.engines import beam as engine  # pylint: disable=g-import-not-at-top
+    except ImportError as error:
+      raise RegenerateError(
+          f"--engine=beam needs apache-beam ({error}); install it with "
+          "pip install 'slimhub[beam]'") from None
   else:
     from slimhub.regenerate.engines import local as engine  # pylint: disable=g-import-not-at-top
   os.makedirs(options.output_dir, exist_ok=True)
