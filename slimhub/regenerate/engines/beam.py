@@ -70,7 +70,8 @@ def _options(pipeline_args, jobs):
     standard.runner = "FnApiRunner"
     direct = options.view_as(pipeline_options.DirectOptions)
     direct.direct_running_mode = "multi_processing"
-    if "--direct_num_workers" not in " ".join(pipeline_args):
+    if not any(arg.startswith("--direct_num_workers")
+               for arg in pipeline_args):
       direct.direct_num_workers = jobs
   return options
 
