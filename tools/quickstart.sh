@@ -27,6 +27,7 @@ for version in 3 5; do
   .venv/bin/slimhub-export --net=inception_v2 --kind=classification \
       --version="$version" --checkpoint="$out/checkpoints/inception_v2" \
       --export_dir="$modules/$version" --overwrite
+  echo "Verifying $modules/$version (slimhub-verify)"
   .venv/bin/slimhub-verify --module_dir="$modules/$version" \
       --expect="imagenet/inception_v2/classification@$version" \
       --checkpoint="$out/checkpoints/inception_v2" \
@@ -38,12 +39,13 @@ echo
 cat <<EOF
 
 Done. Written under $out/:
-  checkpoints/inception_v2/model.ckpt.*  untrained deterministic checkpoint
-  google/imagenet/inception_v2/classification/3/  TF1 Hub module (hub.Module)
-  google/imagenet/inception_v2/classification/5/  TF2 SavedModel (hub.KerasLayer)
-  verify-3.txt, verify-5.txt  slimhub-verify's reports: the contract of the
-      version, the golden layout, outputs equal to the raw Slim net's
-Verification:
+  checkpoints/inception_v2/model.ckpt.*        the untrained checkpoint
+  google/imagenet/inception_v2/classification/
+    3/                                         TF1 Hub module (hub.Module)
+    5/                                         TF2 SavedModel (hub.KerasLayer)
+  verify-3.txt, verify-5.txt                   slimhub-verify's reports
+slimhub-verify (the version's contract, the golden layout, outputs equal
+to the raw Slim net's):
   v3: $(tail -n 1 "$out/verify-3.txt")
   v5: $(tail -n 1 "$out/verify-5.txt")
 EOF
