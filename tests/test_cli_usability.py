@@ -174,3 +174,14 @@ def test_hidden_stderr_is_replayed_when_the_import_fails(capfd):
     os.write(2, b"native start-up line\n")
   os.write(2, b"after\n")
   assert capfd.readouterr().err == "after\n"
+
+
+def test_a_crash_while_stderr_is_hidden_still_shows_where():
+  probe = ("from slimhub.exporters import common\n"
+           "with common._stderr_hidden():\n"
+           "  import os; os.abort()\n")
+  result = subprocess.run([sys.executable, "-c", probe], capture_output=True,
+                          text=True, check=False)
+  assert result.returncode != 0
+  assert "Fatal Python error: Aborted" in result.stderr, result.stderr
+  assert '"<string>", line 3' in result.stderr, result.stderr

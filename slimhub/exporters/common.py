@@ -2,6 +2,7 @@
 --help, a quiet end on a closed output pipe, error exits."""
 
 import contextlib
+import faulthandler
 import logging
 import os
 import signal
@@ -41,13 +42,17 @@ def verbosity_requested(argv):
 @contextlib.contextmanager
 def _stderr_hidden():
   """Points file descriptor 2 at a temporary file for the block (native
-  libraries write there directly); replays the file if the block raises."""
+  libraries write there directly); replays the file if the block raises.
+  A crash in the block (e.g. an abort in a native library) still shows its
+  Python traceback on the real stderr."""
   sys.stderr.flush()
   try:
     saved = os.dup(2)
   except OSError:  # no stderr at all: nothing to hide
     yield
     return
+  faulthandler_was_enabled = faulthandler.is_enabled()
+  faulthandler.enable(file=saved)
   with tempfile.TemporaryFile() as hidden:
     os.dup2(hidden.fileno(), 2)
     failed = True
@@ -57,6 +62,10 @@ def _stderr_hidden():
     finally:
       sys.stderr.flush()
       os.dup2(saved, 2)
+      if faulthandler_was_enabled:
+        faulthandler.enable()
+      else:
+        faulthandler.disable()
       os.close(saved)
       if failed:
         hidden.seek(0)
