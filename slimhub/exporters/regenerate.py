@@ -72,14 +72,6 @@ def _versions(values):
         f"--versions takes integers, not {','.join(values)}") from None
 
 
-def _parse_flags(argv):
-  """Parses slimhub's flags; leaves the others (Beam's) in argv."""
-  try:
-    return flags.FLAGS(argv, known_only=True)
-  except flags.Error as error:
-    raise SystemExit(f"slimhub-regenerate: error: {error}") from None
-
-
 def main(argv):
   pipeline_args = argv[1:]
   if pipeline_args and _ENGINE.value != "beam":
@@ -101,7 +93,7 @@ def main(argv):
 
 
 def run():
-  app.run(main, flags_parser=_parse_flags)
+  common.run(main, known_only=True)
 
 
 if __name__ == "__main__":
