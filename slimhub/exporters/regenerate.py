@@ -14,12 +14,13 @@ is up to date and completes what a failed or killed run left out. Exits
 with status 1 if any module failed.
 
   slimhub-regenerate --engine=beam --checkpoint_dir=ckpts --output_dir=out \
-      --runner=DirectRunner --direct_num_workers=2
+      --direct_num_workers=2
 
 --engine=beam runs the builds as an Apache Beam pipeline (pip install
 "slimhub[beam]"); every flag slimhub-regenerate does not know is passed to
 Beam as a pipeline option. Without --runner it runs offline on this machine
-(DirectRunner, multi_processing, --jobs workers).
+(the FnApiRunner in multi_processing mode, --jobs workers; Beam's
+DirectRunner would first try to download the Prism runner).
 """
 
 from absl import app
