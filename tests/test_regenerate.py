@@ -501,3 +501,30 @@ def test_beam_builds_what_local_builds(tmp_path, checkpoint_dir, first_run):
   assert problems[0].startswith(f"{changed}: differs from the manifest")
   assert problems[1].startswith(f"{deleted}: content digest ")
   assert len(problems) == 2
+
+
+def test_beam_sends_failed_modules_to_the_dead_letter(tmp_path):
+  """A module that cannot be built fails alone on --engine=beam: its reason
+  is in the summary and the run exits 1."""
+  pytest.importorskip("apache_beam", reason="apache-beam is not installed "
+                      "(pip install -e '.[test,beam]')")
+  entry = catalog.find("mobilenet_v1_025_128")
+  meta, _ = reference_data.load(entry.name)
+  dropped = "MobilenetV1/Conv2d_0/weights"
+  (tmp_path / entry.tarball_folder).mkdir()
+  deterministic.write_checkpoint(
+      [(name, shape) for name, shape in meta["checkpoint_variables"]
+       if name != dropped], 1, str(tmp_path / entry.checkpoint))
+  output = tmp_path / "out"
+  result = run(regenerate(tmp_path, output, "--engine=beam",
+                          handles=(f"{entry.name}/feature_vector",),
+                          versions="1"))
+  assert result.returncode == 1, result.stdout + result.stderr
+  assert _summary_counts(result.stdout) == (
+      "Summary: 0 built, 0 up to date, 0 skipped, 1 failed")
+  (row,) = [line for line in result.stdout.splitlines()
+            if line.startswith("failed  ")]
+  assert f"{entry.handle('feature_vector', 1)}" in row
+  assert "missing from the checkpoint" in row and dropped in result.stdout
+  assert not os.path.exists(output / entry.handle("feature_vector", 1))
+  assert not os.path.exists(output / "manifest.json")

@@ -231,7 +231,9 @@ def summary(outcomes):
             for status in (BUILT, UP_TO_DATE, SKIPPED, FAILED)}
   lines = ["Summary: " + ", ".join(f"{count} {status}"
                                    for status, count in counts.items())]
-  rows = [(o.status, o.key, f"{o.seconds:.1f}s", _one_line(o.reason))
+  rows = [(o.status, o.key,
+           "" if o.seconds is None else f"{o.seconds:.1f}s",
+           _one_line(o.reason))
           for o in outcomes if o.status in (BUILT, FAILED)]
   groups = {}
   for outcome in outcomes:

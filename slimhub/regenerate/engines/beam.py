@@ -19,6 +19,7 @@ downloads a binary.
 import json
 import os
 import tempfile
+import time
 
 import apache_beam as beam
 from apache_beam.options import pipeline_options
@@ -50,13 +51,15 @@ class BuildModules(beam.DoFn):
     if not self.worker.alive:
       self._start()
     self.worker.submit(task)
+    started = time.time()
     result = self.worker.wait()
     if result["status"] == worker_lib.BUILT:
       manifest_lib.commit_record(self.records_dir, result["record"])
       yield result["record"]
     else:
-      yield beam.pvalue.TaggedOutput(
-          DEAD_LETTER, {"key": task["key"], "reason": result["reason"]})
+      yield beam.pvalue.TaggedOutput(DEAD_LETTER, {
+          "key": task["key"], "reason": result["reason"],
+          "seconds": round(time.time() - started, 1)})
 
   def teardown(self):
     if self.worker is not None:
@@ -104,17 +107,19 @@ def run(jobs, options, manifest, work_dir, log=print, pipeline_args=()):
   for path in sorted(beam.io.filesystems.FileSystems.match(
       [dead_letter + "*"])[0].metadata_list, key=lambda m: m.path):
     with open(path.path) as f:
-      failed.update((item["key"], item["reason"])
-                    for item in map(json.loads, f))
+      failed.update((item["key"], item) for item in map(json.loads, f))
   outcomes = []
   for job in jobs:
     if job.key in merged:
       outcome = plan_lib.Outcome(job.key, plan_lib.BUILT,
                                  seconds=merged[job.key]["build_seconds"])
+    elif job.key in failed:
+      outcome = plan_lib.Outcome(job.key, plan_lib.FAILED,
+                                 failed[job.key]["reason"],
+                                 seconds=failed[job.key]["seconds"])
     else:
-      outcome = plan_lib.Outcome(
-          job.key, plan_lib.FAILED,
-          failed.get(job.key, error or "no result from the pipeline"))
+      outcome = plan_lib.Outcome(job.key, plan_lib.FAILED,
+                                 error or "no result from the pipeline")
     outcomes.append(outcome)
     log(f"{outcome.status:<6} {outcome.key}")
     if outcome.status == plan_lib.FAILED:
