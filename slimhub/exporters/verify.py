@@ -7,7 +7,8 @@ r"""slimhub-verify: checks an image module against its contract, for CI.
   slimhub-verify --module_dir=v3 --against=v2     # also diff two modules
 
 Works on any TF1 Hub image module or TF2 reusable image SavedModel, made by
-slimhub or not; runs only the module's TF graphs, never its Python. Exits 0
+slimhub or not; runs only the module's TF graphs, never its Python, and
+only after a static scan found nothing but image-module ops in them. Exits 0
 only if no check failed (the --against diff does not count), 1 otherwise.
 """
 
@@ -31,6 +32,14 @@ _CHECKPOINT = flags.DEFINE_string(
 _AGAINST = flags.DEFINE_string(
     "against", None, "Another module to diff signatures, layout and "
     "metadata with.")
+_ALLOW_OPS = flags.DEFINE_list(
+    "allow_ops", [], "Op types to allow beyond slimhub's allowlist of image "
+    "module ops (e.g. Erf,Cumsum), for a module you know needs them; the "
+    "report names those it found.")
+_MAX_BYTES = flags.DEFINE_integer(
+    "max_bytes", 4 * 2**30, "Refuse, before loading, a module whose declared "
+    "variables and constants, variables/ files or saved_model.pb exceed this "
+    "many bytes.", lower_bound=1)
 _JSON = flags.DEFINE_bool("json", False, "Print the report as JSON "
                           "(docs/verify.md has the schema).")
 
@@ -47,7 +56,9 @@ def main(argv):
   try:
     result = verify.verify(_MODULE_DIR.value, expect=_EXPECT.value,
                            checkpoint=_CHECKPOINT.value,
-                           against=_AGAINST.value)
+                           against=_AGAINST.value,
+                           allow_ops=_ALLOW_OPS.value,
+                           max_bytes=_MAX_BYTES.value)
   except verify.VerifyError as error:
     common.fail("slimhub-verify", error)
   print(report.json_text(result) if _JSON.value else report.table(result))

@@ -36,7 +36,7 @@ def _declares_variables(module):
   return bool(module.saved_object.variables)
 
 
-@check("variables.readable")
+@check("variables.readable", loads=True)
 def variables_readable(context):
   """Every tensor of variables/variables reads back, index and data."""
   module = context.module
@@ -102,7 +102,7 @@ def _module_default(context, images):
   return context.loaded().call(images, **kwargs).numpy()
 
 
-@check("checkpoint_parity", needs=("variables.readable",))
+@check("checkpoint_parity", needs=("variables.readable",), loads=True)
 def checkpoint_parity(context):
   """The module's default output equals the Slim net restored from --checkpoint,
   on the same images."""

@@ -4,12 +4,15 @@
                     "feature_vector@3")
     report.passed  # no check failed
 
-The checks run in a fixed order: format.detect, module.identity,
-variables.readable, the format's own checks (tf1.* or tf2.*), then
-golden_layout and checkpoint_parity.
+The checks run in a fixed order: format.detect, the security checks
+(security.op_allowlist, security.paths, security.max_bytes: static, before
+anything is loaded), module.identity, variables.readable, the format's own
+checks (tf1.* or tf2.*), then golden_layout and checkpoint_parity. A check
+that would load or run the module is not run when a security check failed.
 """
 
 import dataclasses
+import os
 from typing import Optional
 
 from slimhub.verify import checks
@@ -19,6 +22,7 @@ from slimhub.verify import expectations
 from slimhub.verify import golden
 from slimhub.verify import layout
 from slimhub.verify import reading
+from slimhub.verify import security
 from slimhub.verify import tf1_checks
 from slimhub.verify import tf2_checks
 
@@ -33,7 +37,8 @@ class VerifyError(ValueError):
 
 def all_checks(module_format):
   """The checks of a format, in the order they run (after format.detect)."""
-  return (common_checks.CHECKS + FORMAT_CHECKS[module_format]
+  return (security.CHECKS + common_checks.CHECKS
+          + FORMAT_CHECKS[module_format]
           + common_checks.FINAL_CHECKS)
 
 
@@ -88,18 +93,30 @@ def _read_other(against):
 
 
 def verify(module_dir, expect=None, checkpoint=None, against=None,
-           golden_root=golden.GOLDEN_DIR):
+           golden_root=golden.GOLDEN_DIR, allow_ops=(),
+           max_bytes=security.DEFAULT_MAX_BYTES):
   """The Report of module_dir.
 
   expect: "HANDLE@VERSION" of a catalogue module; checkpoint: a Slim
   checkpoint to compare outputs with; against: another module directory
-  to diff with. Raises VerifyError for a bad expect or against.
+  to diff with; allow_ops: op types allowed beyond the allowlist;
+  max_bytes: the limit of declared and stored sizes. Raises VerifyError for
+  a bad expect or against.
   """
   try:
     expected = expectations.parse_expect(expect) if expect else None
   except expectations.ExpectError as error:
     raise VerifyError(str(error)) from None
   other = _read_other(against) if against else None
+  refused = (security.refusal(module_dir, max_bytes)
+             if os.path.isdir(module_dir) else None)
+  if refused:
+    check_id, problems = refused
+    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+    return Report(directory=str(module_dir), format=None, expectation=None,
+                  results=(checks.Result(check_id, checks.FAIL,
+                                         problems[0] + more,
+                                         tuple(problems)),))
   try:
     module = reading.read(module_dir)
   except reading.NotAModule as error:
@@ -108,9 +125,10 @@ def verify(module_dir, expect=None, checkpoint=None, against=None,
   expectation, problems = expectations.resolve(module, expected)
   context = context_lib.Context(
       module=module, expectation=expectation, identity_problems=problems,
-      expect=expected, checkpoint=checkpoint, golden_root=golden_root)
+      expect=expected, checkpoint=checkpoint, golden_root=golden_root,
+      allow_ops=frozenset(allow_ops), max_bytes=max_bytes)
   try:
-    results = checks.run(all_checks(module.format), context)
+    results = checks.run(all_checks(module.format), context, security.GUARDS)
   finally:
     context.close()
   detected = checks.Result(DETECT, checks.PASS, _describe_format(module))

@@ -1,0 +1,46 @@
+"""The op types an image module may run: reviewed here, and only here.
+
+Derived from what slimhub's exports of every family and version contain:
+``tools/module_op_types.py`` lists them per module, and
+tests/test_security.py checks that every export passes with this list
+alone. A new op type in an export fails those tests; add it to its group
+only after reviewing what it does. File I/O (ReadFile, WriteFile,
+MatchingFiles, ...), PyFunc / EagerPyFunc and ops that reach the network or
+the host never belong here.
+"""
+
+_GROUPS = {
+    # Convolutions, dense layers and their biases.
+    "layers": ("Conv2D", "DepthwiseConv2dNative", "MatMul", "BiasAdd"),
+    # Batch norm (Slim's fused form, training and inference).
+    "batch_norm": ("FusedBatchNormV3",),
+    # Pooling and activations.
+    "pooling": ("AvgPool", "MaxPool", "Mean"),
+    "activations": ("Relu", "Relu6", "Softmax"),
+    # Elementwise arithmetic: residuals, scaling of inputs, BN momentum
+    # updates, weight decay (L2Loss), drop path.
+    "arithmetic": ("AddV2", "AddN", "Sub", "Mul", "L2Loss"),
+    # Shapes: concatenating branches, squeezing spatial dims, dropout masks.
+    "shapes": ("ConcatV2", "Squeeze", "Reshape", "Shape", "Fill", "Pad"),
+    # Dropout and drop path (random masks) and the initializers of TF1
+    # variables.
+    "random": ("RandomUniform", "GreaterEqual", "SelectV2",
+               "TruncatedNormal"),
+    # Variables: handles, reads and the assigns of BN moving averages.
+    "variables": ("VarHandleOp", "ReadVariableOp", "AssignVariableOp",
+                  "AssignSubVariableOp"),
+    # Graph plumbing: inputs, constants, identities, no-ops.
+    "plumbing": ("Placeholder", "PlaceholderWithDefault", "Const",
+                 "Identity", "NoOp"),
+    # TF2 function calls (their bodies are scanned too).
+    "calls": ("StatefulPartitionedCall", "PartitionedCall"),
+    # Quantized mobilenets' fake quantization.
+    "quantization": ("FakeQuantWithMinMaxVars",),
+}
+
+DEFAULT = frozenset(op for ops in _GROUPS.values() for op in ops)
+
+# The saver's own ops: allowed only on the path of the saver's restore op,
+# never when a signature, collection or saved function reaches them.
+SAVER = frozenset({"RestoreV2", "SaveV2", "MergeV2Checkpoints",
+                   "ShardedFilename", "StringJoin"})
