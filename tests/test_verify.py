@@ -408,11 +408,13 @@ def test_binary_json_of_a_broken_module_and_against(exported_module,
   assert set(data) == JSON_KEYS
   assert data["schema"] == "slimhub-verify/1" and data["passed"] is False
   assert data["format"] == "tf1_hub"
-  assert data["counts"] == {"pass": 20, "fail": 1, "skip": 2}
+  # The golden layout (named by the metadata) is checked by default.
+  assert data["counts"] == {"pass": 20, "fail": 2, "skip": 1}
   for item in data["checks"]:
     assert set(item) == {"id", "status", "detail", "lines"}
   failed = [item for item in data["checks"] if item["status"] == "fail"]
-  assert [item["id"] for item in failed] == ["tf1.image_module_info"]
+  assert [item["id"] for item in failed] == ["tf1.image_module_info",
+                                             "golden_layout"]
   assert data["expectation"]["handle"] == (
       "google/imagenet/mobilenet_v1_025_128/classification/3")
   against = data["against"]

@@ -69,9 +69,10 @@ def variables_readable(context):
 @check("golden_layout")
 def golden_layout(context):
   """The layout equals the reviewed golden layout of the --expect module and
-  version."""
+  version, or of the catalogue module the slimhub metadata names."""
   if context.expect is None:
-    raise Skipped("no --expect")
+    raise Skipped("no catalogue module named (by --expect or the slimhub "
+                  "metadata), or --expect=none")
   entry, kind, version = context.expect
   path = golden.path_for(entry, kind, context.golden_root)
   shown = os.path.relpath(path, os.path.dirname(context.golden_root))
