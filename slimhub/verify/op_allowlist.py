@@ -36,6 +36,11 @@ _GROUPS = {
     "calls": ("StatefulPartitionedCall", "PartitionedCall"),
     # Quantized mobilenets' fake quantization.
     "quantization": ("FakeQuantWithMinMaxVars",),
+    # Not in slimhub's exports, in image modules made with plain TF or
+    # Keras (tests/test_verify.py's foreign modules): Keras' unfused batch
+    # moments and TF1's random_normal initializer.
+    "other_image_modules": ("SquaredDifference", "StopGradient",
+                            "RandomStandardNormal"),
 }
 
 DEFAULT = frozenset(op for ops in _GROUPS.values() for op in ops)

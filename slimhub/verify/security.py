@@ -53,7 +53,12 @@ def leaving_paths(directory):
   and special files. Reads no file, follows no link out."""
   root = os.path.realpath(directory)
   problems = []
-  for parent, dirs, files in os.walk(root):
+
+  def unlisted(error):
+    problems.append(f"{os.path.relpath(error.filename, root)} cannot be "
+                    f"listed: {error.strerror}")
+
+  for parent, dirs, files in os.walk(root, onerror=unlisted):
     for name in sorted(dirs + files):
       path = os.path.join(parent, name)
       shown = os.path.relpath(path, root)
