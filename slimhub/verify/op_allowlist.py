@@ -19,9 +19,12 @@ _GROUPS = {
     "activations": ("Relu", "Relu6", "Softmax"),
     # Elementwise arithmetic: residuals, scaling of inputs, BN momentum
     # updates, weight decay (L2Loss), drop path.
-    "arithmetic": ("AddV2", "AddN", "Sub", "Mul", "L2Loss"),
-    # Shapes: concatenating branches, squeezing spatial dims, dropout masks.
-    "shapes": ("ConcatV2", "Squeeze", "Reshape", "Shape", "Fill", "Pad"),
+    "arithmetic": ("AddV2", "AddN", "Sub", "Mul", "RealDiv", "Floor",
+                   "L2Loss"),
+    # Shapes: concatenating branches, squeezing spatial dims, padding, the
+    # shapes of dropout and drop-path masks.
+    "shapes": ("ConcatV2", "Squeeze", "Reshape", "Shape", "Fill", "Pad",
+               "Pack", "StridedSlice"),
     # Dropout and drop path (random masks) and the initializers of TF1
     # variables.
     "random": ("RandomUniform", "GreaterEqual", "SelectV2",
@@ -32,8 +35,10 @@ _GROUPS = {
     # Graph plumbing: inputs, constants, identities, no-ops.
     "plumbing": ("Placeholder", "PlaceholderWithDefault", "Const",
                  "Identity", "NoOp"),
-    # TF2 function calls (their bodies are scanned too).
-    "calls": ("StatefulPartitionedCall", "PartitionedCall"),
+    # Function calls and functional control flow: the functions they call,
+    # branches and loop bodies are scanned too.
+    "calls": ("StatefulPartitionedCall", "PartitionedCall", "If",
+              "StatelessIf", "While", "StatelessWhile", "Case"),
     # Quantized mobilenets' fake quantization.
     "quantization": ("FakeQuantWithMinMaxVars",),
     # Not in slimhub's exports, in image modules made with plain TF or
