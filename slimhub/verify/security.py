@@ -137,6 +137,16 @@ def _called_functions(node, library):
   return names
 
 
+def _new_items(stack, table, visited):
+  """Pops names off `stack` (which may grow meanwhile) and yields (name,
+  table[name]) of those in table and not yet visited, marking them."""
+  while stack:
+    name = stack.pop()
+    if name in table and name not in visited:
+      visited.add(name)
+      yield name, table[name]
+
+
 class _Walker:
   """Walks the ops reachable from roots of one meta graph, each root with
   the set of op types it may reach."""
@@ -155,12 +165,7 @@ class _Walker:
     nodes, functions = visited
     stack = [name.lstrip("^").split(":")[0] for name in names]
     pending_functions = []
-    while stack:
-      name = stack.pop()
-      node = self.nodes.get(name)
-      if node is None or name in nodes:
-        continue
-      nodes.add(name)
+    for name, node in _new_items(stack, self.nodes, nodes):
       self._visit(node, name, reached_by, allowed)
       stack.extend(i.lstrip("^").split(":")[0] for i in node.input)
       pending_functions.extend(_called_functions(node, self.library))
@@ -170,12 +175,7 @@ class _Walker:
     """Visits every node of functions `names` and of what they call: a
     function body runs its stateful ops whatever it returns."""
     stack = list(names)
-    while stack:
-      name = stack.pop()
-      function = self.library.get(name)
-      if function is None or name in visited:
-        continue
-      visited.add(name)
+    for name, function in _new_items(stack, self.library, visited):
       via = f"{reached_by} via function {name}"
       for node in function.node_def:
         self._visit(node, f"{node.name} in function {name}", via, allowed)
