@@ -3,8 +3,8 @@
 Each module is verified by a fresh Python process running
 ``python -m slimhub.verify.runner REQUEST RESULT`` (the same verifier as in
 process), killed with its process group when it outlives the timeout. The
-parent only starts children and reads their JSON results, so it never loads
-TensorFlow or a module itself. A child that is killed or dies is reported
+parent only starts children and reads their JSON results; it never loads a
+module itself. A child that is killed or dies is reported
 as one failed check (TIMEOUT or CRASHED) of that module.
 
 Also finds the modules of a tree and writes JUnit XML reports.
@@ -20,6 +20,8 @@ import sys
 import tempfile
 from xml.etree import ElementTree
 
+from slimhub.verify import security
+
 TIMEOUT = "verify.timeout"
 CRASHED = "verify.crashed"
 MODULE_FILE = "saved_model.pb"
@@ -32,7 +34,7 @@ class Options:
   checkpoint: str = None
   against: str = None
   allow_ops: tuple = ()
-  max_bytes: int = 4 * 2**30
+  max_bytes: int = security.DEFAULT_MAX_BYTES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,19 +64,18 @@ def find_modules(root):
   return sorted(found)
 
 
-def _failed_report(module_dir, check_id, detail):
-  """A report of one failed check, in the documented JSON schema."""
-  return {"schema": "slimhub-verify/1", "module_dir": module_dir,
-          "format": None, "passed": False,
-          "counts": {"pass": 0, "fail": 1, "skip": 0}, "expectation": None,
-          "checks": [{"id": check_id, "status": "fail", "detail": detail,
-                      "lines": []}],
-          "against": None}
-
-
-def _failed_table(module_dir, check_id, detail):
-  return (f"slimhub-verify {module_dir}\n\nFAIL  {check_id}  {detail}\n\n"
-          f"FAILED: 1 of 1 checks failed ({check_id}); 0 skipped.")
+def _failed(module_dir, check_id, detail):
+  """The Outcome of one failed check, in the documented JSON schema and as
+  the table."""
+  report = {"schema": "slimhub-verify/1", "module_dir": module_dir,
+            "format": None, "passed": False,
+            "counts": {"pass": 0, "fail": 1, "skip": 0}, "expectation": None,
+            "checks": [{"id": check_id, "status": "fail", "detail": detail,
+                        "lines": []}],
+            "against": None}
+  table = (f"slimhub-verify {module_dir}\n\nFAIL  {check_id}  {detail}\n\n"
+           f"FAILED: 1 of 1 checks failed ({check_id}); 0 skipped.")
+  return Outcome(module_dir, report, table)
 
 
 def _last_line(text):
@@ -96,18 +97,18 @@ def verify_in_child(module_dir, options, timeout):
         start_new_session=True)
     try:
       _, stderr = child.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    except BaseException as error:  # the timeout, or the parent interrupted
       os.killpg(child.pid, signal.SIGKILL)
       child.communicate()
+      if not isinstance(error, subprocess.TimeoutExpired):
+        raise
       detail = (f"killed after {timeout:g} s (--timeout): the verification "
                 "did not finish")
-      return Outcome(module_dir, _failed_report(module_dir, TIMEOUT, detail),
-                     _failed_table(module_dir, TIMEOUT, detail))
+      return _failed(module_dir, TIMEOUT, detail)
     if child.returncode != 0 or not os.path.exists(result):
       detail = (f"the verifying process ended with status "
                 f"{child.returncode}: {_last_line(stderr)}")
-      return Outcome(module_dir, _failed_report(module_dir, CRASHED, detail),
-                     _failed_table(module_dir, CRASHED, detail))
+      return _failed(module_dir, CRASHED, detail)
     with open(result) as f:
       data = json.load(f)
   return Outcome(module_dir, data.get("report"), data.get("table", ""),

@@ -117,11 +117,10 @@ def verify(module_dir, expect=None, checkpoint=None, against=None,
 
   expect: "HANDLE@VERSION" of a catalogue module (default: the one the
   slimhub metadata names, for the golden layout; "none": no golden
-  layout); checkpoint: a Slim
-  checkpoint to compare outputs with; against: another module directory
-  to diff with; allow_ops: op types allowed beyond the allowlist;
-  max_bytes: the limit of declared and stored sizes. Raises VerifyError for
-  a bad expect or against.
+  layout); checkpoint: a Slim checkpoint to compare outputs with; against:
+  another module directory to diff with; allow_ops: op types allowed beyond
+  the allowlist; max_bytes: the limit of declared and stored sizes. Raises
+  VerifyError for a bad expect or against.
   """
   try:
     expected = (expectations.parse_expect(expect)
