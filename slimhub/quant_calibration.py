@@ -10,6 +10,8 @@ helpers of every activation range (``.../act_quant/<scope>/act_quant/
 {min,max}/{biased,local_step}``), which an export ignores.
 """
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -87,6 +89,7 @@ def calibrated_values(net, image_size, seed):
 def write_checkpoint(net, image_size, seed, prefix):
   """Writes the calibrated checkpoint of quant `net` at `prefix`."""
   values = calibrated_values(net, image_size, seed)
+  os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
   names = sorted(values)
   tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names,
                     shape_and_slices=[""] * len(names),
