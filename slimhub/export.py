@@ -70,6 +70,9 @@ def metadata(entry, kind, spec, options, plan):
                      if label_offset else
                      "logit 0 is 'background', then the 1000 ImageNet classes"),
       "preprocessing": options.preprocessing,
+      "fine_tunable": not options.net.inference_only,
+      "input_quant_range": (list(options.input_quant_range)
+                            if options.input_quant_range else None),
       "input_range": [0.0, 1.0],
       "batch_norm_momentum_default": (catalog.FINE_TUNING_BN_MOMENTUM
                                       if options.bn_hparams

@@ -123,10 +123,8 @@ def build_net(options, images, batch_norm_decay, is_training):
   """
   with tf.name_scope("hub_input/"):  # re-enters the scope of the inputs
     net_input = preprocessing.to_net_range(images, options.preprocessing)
-    if options.input_quant_range:
-      low, high = options.input_quant_range
-      net_input = tf.quantization.fake_quant_with_min_max_args(
-          net_input, low, high, num_bits=8, name="input_quant")
+    net_input = preprocessing.quantize_input(net_input,
+                                             options.input_quant_range)
   classify = options.kind == catalog.CLASSIFICATION
   output = options.net.build(
       net_input, num_classes=options.num_classes if classify else 0,

@@ -21,3 +21,13 @@ def to_net_range(images, kind):
     return tf.subtract(tf.multiply(images, 255.0),
                        tf.constant(VGG_RGB_MEANS, tf.float32))
   raise ValueError(f"Unknown preprocessing {kind!r}; expected one of {CHOICES}")
+
+
+def quantize_input(net_input, input_quant_range):
+  """8-bit fake quantization of the scaled input over `input_quant_range`
+  (min, max), as quantops modules have it; unchanged when None."""
+  if not input_quant_range:
+    return net_input
+  low, high = input_quant_range
+  return tf.quantization.fake_quant_with_min_max_args(
+      net_input, low, high, num_bits=8, name="input_quant")

@@ -26,8 +26,6 @@ from slimhub.formats import tf1_hub
 
 UINT8 = "uint8"
 FLOAT32 = "float32"
-FAKE_QUANT_OPS = frozenset({"FakeQuantWithMinMaxVars",
-                            "FakeQuantWithMinMaxArgs"})
 # quantized_input_stats (mean, std) of images in [0, 1]: real = (q - 0) / 255.
 IMAGE_INPUT_STATS = (0.0, 255.0)
 _SIGNATURE = "default"
@@ -66,12 +64,6 @@ def _inference_meta_graph(module_dir):
   except KeyError:
     raise TFLiteError(f"{module_dir} has no inference graph (tag set "
                       "set())") from None
-
-
-def has_fake_quant(meta_graph):
-  """Whether a graph computes with fake quantization (a quantops module)."""
-  return any(node.op in FAKE_QUANT_OPS
-             for node in meta_graph.graph_def.node)
 
 
 def frozen_inference_graph(module_dir, height, width):
@@ -114,7 +106,7 @@ def frozen_inference_graph(module_dir, height, width):
 
 def _tf1_model(module_dir, height, width):
   """(model bytes, inference type) of a TF1 Hub module."""
-  quantized = has_fake_quant(_inference_meta_graph(module_dir))
+  quantized = tf1_hub.has_fake_quant(_inference_meta_graph(module_dir))
   frozen, input_name, output_name = frozen_inference_graph(
       module_dir, height, width)
   graph = tf.Graph()

@@ -26,6 +26,8 @@ from slimhub import quant_calibration
 from slimhub import slim_nets
 from slimhub import tflite
 from slimhub.exporters import export as export_cli
+from slimhub.formats import tf1_hub
+from slimhub.verify import verifier
 
 STEMS = ("mobilenet_v1_025_128/quantops", "mobilenet_v1_100_128/quantops")
 MODULES = [pytest.param(stem, kind, version,
@@ -348,3 +350,30 @@ def test_tflite_cli_refuses_bad_modules(quant_module, tmp_path):
   assert result.returncode != 0
   assert "Cannot restore the variables" in result.stderr
   assert not output.parent.exists()
+
+
+def test_verify_passes_quantops_and_finds_a_missing_fake_quant(
+    quant_module, quant_checkpoint, tmp_path):
+  stem, kind, version = STEMS[0], catalog.CLASSIFICATION, 3
+  module_dir = quant_module(stem, kind, version)
+  report = verifier.verify(
+      module_dir, expect=f"imagenet/{stem}/{kind}@{version}",
+      checkpoint=quant_checkpoint(stem))
+  status = {result.id: result.status for result in report.results}
+  assert report.passed, [r for r in report.results if r.status == "fail"]
+  for check_id in ("tf1.tags", "tf1.update_ops_present", "tf1.fake_quant",
+                   "golden_layout", "checkpoint_parity"):
+    assert status[check_id] == "pass", check_id
+  broken = tmp_path / "broken"
+  shutil.copytree(module_dir, broken)
+  saved_model = tf1_hub.read_saved_model(broken)
+  (graph,) = saved_model.meta_graphs
+  conv_name = "MobilenetV1/Conv2d_3_pointwise/Conv2D"
+  conv = next(n for n in graph.graph_def.node if n.name == conv_name)
+  conv.input[1] = "MobilenetV1/Conv2d_3_pointwise/mul_fold"
+  (broken / "saved_model.pb").write_bytes(saved_model.SerializeToString())
+  report = verifier.verify(str(broken))
+  (failed,) = [r for r in report.results if r.status == "fail"]
+  assert failed.id == "tf1.fake_quant"
+  assert f"{conv_name} reads weights that are not fake-quantized" in (
+      failed.detail)
