@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
 
+import conftest
 import hub015_env
 import reference_data
 import test_hub015
@@ -25,7 +26,7 @@ from slimhub import image_size
 from slimhub import quant_calibration
 from slimhub import slim_nets
 from slimhub import tflite
-from slimhub.exporters import export as export_cli
+from slimhub.exporters import make_checkpoint
 from slimhub.formats import tf1_hub
 from slimhub.verify import verifier
 
@@ -57,10 +58,8 @@ def quant_checkpoint(tmp_path_factory):
 
   def checkpoint(stem):
     if stem not in cache:
-      entry = catalog.find(stem)
-      cache[stem] = quant_calibration.write_checkpoint(
-          slim_nets.get(entry.net), entry.image_size, SEED,
-          str(root / stem / "model.ckpt"))
+      cache[stem] = make_checkpoint.make_checkpoint(
+          stem, SEED, prefix=str(root / stem / "model.ckpt"))
     return cache[stem]
 
   return checkpoint
@@ -68,20 +67,8 @@ def quant_checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def quant_module(tmp_path_factory, quant_checkpoint):
-  from slimhub import export  # pylint: disable=g-import-not-at-top
-  cache = {}
-  root = tmp_path_factory.mktemp("quant_modules")
-
-  def module(stem, kind, version):
-    key = (stem, kind, version)
-    if key not in cache:
-      target = root / stem / kind / str(version)
-      export.export_module(stem, kind, version, quant_checkpoint(stem),
-                           str(target))
-      cache[key] = str(target)
-    return cache[key]
-
-  return module
+  return conftest.export_once(tmp_path_factory.mktemp("quant_modules"),
+                              quant_checkpoint)
 
 
 def _fake_quant(x, reader, scope, kind, narrow_range):
@@ -279,7 +266,7 @@ def _run(*args):
 
 
 def _export(net, checkpoint, target):
-  return _run(export_cli.__name__, f"--net={net}", "--kind=classification",
+  return _run("slimhub.exporters.export", f"--net={net}", "--kind=classification",
               "--version=3", f"--checkpoint={checkpoint}",
               f"--export_dir={target}")
 
@@ -325,13 +312,24 @@ def test_missing_ranges_named(tmp_path):
   assert not target.exists()
 
 
-def test_ema_helpers_ignored(quant_module):
+def test_checkpoint_has_calibrated_ranges_and_ignored_ema_helpers(
+    quant_module, quant_checkpoint):
+  reader = tf.train.load_checkpoint(quant_checkpoint(STEMS[0]))
+  keys = set(reader.get_variable_to_shape_map())
+  scope = "MobilenetV1/MobilenetV1/Conv2d_1_depthwise/act_quant"
+  for bound in ("min", "max"):
+    assert f"{scope}/{scope}/{bound}/biased" in keys
+    assert f"{scope}/{scope}/{bound}/local_step" in keys
+  assert reader.get_tensor(f"{scope}/min") == 0
+  assert reader.get_tensor(f"{scope}/max") > 0
+  weights = "MobilenetV1/MobilenetV1/Conv2d_1_depthwise/weights_quant"
+  assert reader.get_tensor(f"{weights}/min") < 0 < reader.get_tensor(
+      f"{weights}/max")
   module_dir = quant_module(STEMS[0], catalog.FEATURE_VECTOR, 1)
-  saved = tf.train.list_variables(os.path.join(module_dir, "variables",
-                                               "variables"))
-  names = [name for name, _ in saved]
-  assert not [n for n in names if n.endswith(("/biased", "/local_step"))]
-  assert "MobilenetV1/MobilenetV1/Conv2d_0/act_quant/min" in names
+  saved = {name for name, _ in tf.train.list_variables(
+      os.path.join(module_dir, "variables", "variables"))}
+  assert not [n for n in saved if n.endswith(("/biased", "/local_step"))]
+  assert f"{scope}/min" in saved
 
 
 def test_tflite_cli_refuses_bad_modules(quant_module, tmp_path):

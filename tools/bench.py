@@ -325,48 +325,47 @@ def _fmt_stats(stats, unit=""):
           f"[{stats['min']:.3g}–{stats['max']:.3g}]")
 
 
+def _table(rows, parts, header, row_text):
+  """Markdown lines of the rows of `parts`: header, rule, rows, blank."""
+  selected = [r for r in rows if r["part"] in parts]
+  if not selected:
+    return []
+  rule = "|" + "---|" * (header.count("|") - 1)
+  return [header, rule] + [row_text(r) for r in selected] + [""]
+
+
 def markdown(rows):
   """The report as markdown tables, one per part."""
-  out = []
-  speed = [r for r in rows if r["part"] in ("inference", "peer")]
-  if speed:
-    out += ["| net | batch | variant | images/s median [min–max] | ratio |"
-            " target |", "|---|---|---|---|---|---|"]
-    for r in speed:
-      out.append(f"| {r['net']} | {r['batch']} | {r['variant']} | "
+  out = _table(
+      rows, ("inference", "peer"),
+      "| net | batch | variant | images/s median [min–max] | ratio | target |",
+      lambda r: (f"| {r['net']} | {r['batch']} | {r['variant']} | "
                  f"{_fmt_stats(r['images_per_s'])} | {r['ratio']:.2f} "
-                 f"({r['ratio_of']}) | {r['target']} |")
-    out.append("")
-  export_rows = [r for r in rows if r["part"] == "export"]
-  if export_rows:
-    out += ["| net | export | wall s [min–max] | floor s | time ratio | "
-            "peak RSS MB | budget MB (TF + 3x ckpt) | RSS / budget |",
-            "|---|---|---|---|---|---|---|---|"]
-    for r in export_rows:
-      out.append(
-          f"| {r['net']} | v{r['version']} | {_fmt_stats(r['wall_s'])} | "
-          f"{r['floor_wall_s']['median']:.3g} | {r['time_ratio']:.2f} | "
-          f"{r['peak_rss_bytes']['median'] / 2**20:.0f} | "
-          f"{r['rss_budget_bytes'] / 2**20:.0f} | "
-          f"{r['rss_ratio_to_budget']:.2f} |")
-    out.append("")
-  size_rows = [r for r in rows if r["part"] == "size"]
-  if size_rows:
-    out += ["| net | module | bytes on disk | variables bytes | ratio |",
-            "|---|---|---|---|---|"]
-    for r in size_rows:
-      out.append(f"| {r['net']} | v{r['version']} | {r['module_bytes']:,} | "
-                 f"{r['variables_bytes']:,} | {r['ratio']:.3f} |")
-    out.append("")
-  tflite_rows = [r for r in rows if r["part"] == "tflite"]
-  if tflite_rows:
-    out += ["| net | batch | variant | images/s median [min–max] | "
-            "uint8 TFLite speed-up | bytes |", "|---|---|---|---|---|---|"]
-    for r in tflite_rows:
-      out.append(f"| {r['net']} | {r['batch']} | {r['variant']} | "
+                 f"({r['ratio_of']}) | {r['target']} |"))
+  out += _table(
+      rows, ("export",),
+      "| net | export | wall s [min–max] | floor s | time ratio | "
+      "peak RSS MB | budget MB (TF + 3x ckpt) | RSS / budget |",
+      lambda r: (f"| {r['net']} | v{r['version']} | "
+                 f"{_fmt_stats(r['wall_s'])} | "
+                 f"{r['floor_wall_s']['median']:.3g} | "
+                 f"{r['time_ratio']:.2f} | "
+                 f"{r['peak_rss_bytes']['median'] / 2**20:.0f} | "
+                 f"{r['rss_budget_bytes'] / 2**20:.0f} | "
+                 f"{r['rss_ratio_to_budget']:.2f} |"))
+  out += _table(
+      rows, ("size",),
+      "| net | module | bytes on disk | variables bytes | ratio |",
+      lambda r: (f"| {r['net']} | v{r['version']} | {r['module_bytes']:,} | "
+                 f"{r['variables_bytes']:,} | {r['ratio']:.3f} |"))
+  out += _table(
+      rows, ("tflite",),
+      "| net | batch | variant | images/s median [min–max] | "
+      "uint8 TFLite speed-up | bytes |",
+      lambda r: (f"| {r['net']} | {r['batch']} | {r['variant']} | "
                  f"{_fmt_stats(r['images_per_s'])} | "
-                 f"{r['integer_speedup']:.2f}x | {r['bytes']:,} |")
-  return "\n".join(out)
+                 f"{r['integer_speedup']:.2f}x | {r['bytes']:,} |"))
+  return "\n".join(out).rstrip("\n")
 
 
 def main():
