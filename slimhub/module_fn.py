@@ -122,9 +122,8 @@ def build_net(options, images, batch_norm_decay, is_training):
   Shared by the TF1 module_fn and the TF2 SavedModel body.
   """
   with tf.name_scope("hub_input/"):  # re-enters the scope of the inputs
-    net_input = preprocessing.to_net_range(images, options.preprocessing)
-    net_input = preprocessing.quantize_input(net_input,
-                                             options.input_quant_range)
+    net_input = preprocessing.to_net_range(images, options.preprocessing,
+                                           options.input_quant_range)
   classify = options.kind == catalog.CLASSIFICATION
   output = options.net.build(
       net_input, num_classes=options.num_classes if classify else 0,

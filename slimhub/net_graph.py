@@ -69,8 +69,7 @@ def build(net, *, num_classes, image_size=None, is_training=False,
           tf.constant(decay, tf.float32), [], name="batch_norm_momentum")
       decay = momentum
     net_input = preprocessing.to_net_range(
-        images, preprocessing_kind or net.preprocessing)
-    net_input = preprocessing.quantize_input(net_input, input_quant_range)
+        images, preprocessing_kind or net.preprocessing, input_quant_range)
     output = net.build(net_input, num_classes=num_classes,
                        is_training=is_training, batch_norm_decay=decay)
     features = tf.reshape(output.features, [-1, net.num_features])

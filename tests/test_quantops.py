@@ -103,9 +103,10 @@ def _conv_layer(x, reader, layer, stride, depthwise):
 def folded_fake_quant_net(checkpoint, images, kind, version):
   """The quantops module's default output, from the checkpoint values."""
   reader = tf.train.load_checkpoint(checkpoint)
-  x = tf.constant(images) * 2.0 - 1.0
-  x = tf.quantization.fake_quant_with_min_max_args(x, *INPUT_RANGE[version],
-                                                   num_bits=8)
+  x = tf.quantization.fake_quant_with_min_max_args(
+      tf.constant(images) * 2.0, 0.0, 2.0, num_bits=8)
+  x = tf.quantization.fake_quant_with_min_max_args(
+      x - 1.0, *INPUT_RANGE[version], num_bits=8)
   x = _conv_layer(x, reader, "Conv2d_0", STRIDES[0], depthwise=False)
   for index, stride in enumerate(STRIDES[1:], start=1):
     x = _conv_layer(x, reader, f"Conv2d_{index}_depthwise", stride, True)
@@ -206,6 +207,9 @@ def test_uint8_tflite_agrees_with_module(stem, kind, version, quant_module,
   conv_types = _conv_input_types(interpreter)
   assert len(conv_types) == 27 + (kind == catalog.CLASSIFICATION)
   assert all(dtype == np.uint8 for _, dtype in conv_types), conv_types
+  # All-integer: no op converts to or from float.
+  ops = {op["op_name"] for op in interpreter._get_ops_details()}  # pylint: disable=protected-access
+  assert not ops & {"QUANTIZE", "DEQUANTIZE"}, ops
   inputs = interpreter.get_input_details()[0]
   assert inputs["dtype"] == np.uint8
   assert inputs["quantization"] == pytest.approx((1 / 255, 0))
