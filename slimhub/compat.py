@@ -9,7 +9,8 @@ tf-slim 1.1.0 is the last release and predates two TensorFlow changes:
 * ``tensorflow.python.framework.ops.Tensor`` was removed; tf-slim's
   ``layers/utils.py`` still does ``isinstance(x, ops.Tensor)``.
 
-``apply()`` patches both, is idempotent, and runs on ``import slimhub``.
+``apply()`` patches both, is idempotent, and runs on the import of
+``slimhub.slim_nets``, before any net is built.
 ``needed()`` reports which patches the installed stack still requires, so a
 test notices when an upgrade makes one of them obsolete.
 

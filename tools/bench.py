@@ -381,7 +381,7 @@ def main():
   if unknown:
     parser.error(f"--parts: unknown {sorted(unknown)}; choose from {PARTS}")
   sys.path.insert(0, REPO)
-  import slimhub  # pylint: disable=g-import-not-at-top,unused-import
+  # Imports TensorFlow quietly.
   from slimhub.exporters import common  # pylint: disable=g-import-not-at-top
   common.quiet_tensorflow()
   workspace = Workspace(args.work_dir)

@@ -21,9 +21,9 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from slimhub import catalog
-from slimhub import slim_nets
-from slimhub.exporters import common
+from slimhub.exporters import common  # first: imports TensorFlow quietly
+from slimhub import catalog  # pylint: disable=g-bad-import-order
+from slimhub import slim_nets  # pylint: disable=g-bad-import-order
 from slimhub.verify import golden
 from slimhub.verify import layout
 
@@ -82,4 +82,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  common.run(main)

@@ -7,23 +7,45 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-demo}"
-export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-3}"
+modules="$out/google/imagenet/inception_v2/classification"
 
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+  echo "quickstart: slimhub needs Python >= 3.11; python3 is" \
+       "$(python3 --version 2>&1)" >&2
+  exit 1
+}
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+echo "Installing slimhub into .venv (the first time: a few minutes, 2.2 GB)"
+install_log="$(mktemp)"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]" \
+    >"$install_log" 2>&1 || { cat "$install_log" >&2; exit 1; }
+rm -f "$install_log"
 
 .venv/bin/slimhub-make-checkpoint --net=inception_v2 --seed=1 \
     --output="$out/checkpoints/inception_v2/model.ckpt"
 for version in 3 5; do
   .venv/bin/slimhub-export --net=inception_v2 --kind=classification \
       --version="$version" --checkpoint="$out/checkpoints/inception_v2" \
-      --export_dir="$out/google/imagenet/inception_v2/classification/$version" \
-      --overwrite
-  .venv/bin/slimhub-verify \
-      --module_dir="$out/google/imagenet/inception_v2/classification/$version" \
+      --export_dir="$modules/$version" --overwrite
+  echo "Verifying $modules/$version (slimhub-verify)"
+  .venv/bin/slimhub-verify --module_dir="$modules/$version" \
       --expect="imagenet/inception_v2/classification@$version" \
-      --checkpoint="$out/checkpoints/inception_v2"
+      --checkpoint="$out/checkpoints/inception_v2" \
+      >"$out/verify-$version.txt" || { cat "$out/verify-$version.txt"; exit 1; }
 done
-.venv/bin/python tools/show_module.py \
-    "$out/google/imagenet/inception_v2/classification/3" \
-    "$out/google/imagenet/inception_v2/classification/5"
+echo
+.venv/bin/python tools/show_module.py "$modules/3" "$modules/5"
+
+cat <<EOF
+
+Done. Written under $out/:
+  checkpoints/inception_v2/model.ckpt.*        the untrained checkpoint
+  google/imagenet/inception_v2/classification/
+    3/                                         TF1 Hub module (hub.Module)
+    5/                                         TF2 SavedModel (hub.KerasLayer)
+  verify-3.txt, verify-5.txt                   slimhub-verify's reports
+slimhub-verify (the version's contract, the golden layout, outputs equal
+to the raw Slim net's):
+  v3: $(tail -n 1 "$out/verify-3.txt")
+  v5: $(tail -n 1 "$out/verify-5.txt")
+EOF

@@ -11,6 +11,7 @@ from absl import app
 from absl import flags
 
 from slimhub import catalog
+from slimhub.exporters import common
 
 _JSON = flags.DEFINE_bool("json", False, "Print a JSON list instead of a table.")
 _FILTER = flags.DEFINE_list(
@@ -82,6 +83,16 @@ def _table(rows):
   return "\n".join(out)
 
 
+LEGEND = """\
+versions: each module version with the input size it takes, e.g. 3V:
+  F = fixed height and width (the `size` column), V = variable (any size;
+  `size` is the default). 1-3 are TF1 Hub modules (hub.Module), 4-5 TF2
+  SavedModels (hub.KerasLayer); README's "What the versions mean" has more.
+size: default input height = width. dim: width of the feature vector.
+classes: logits of a classification module. prep: input scaling (inception:
+  [0, 1] -> [-1, 1]; vgg: x*255 minus the RGB means)."""
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
@@ -91,11 +102,12 @@ def main(argv):
   else:
     print(_table(rows))
     print(f"\n{len(rows)} handles, "
-          f"{sum(len(r['versions']) for r in rows)} module versions.")
+          f"{sum(len(r['versions']) for r in rows)} module versions.\n")
+    print(LEGEND)
 
 
 def run():
-  app.run(main)
+  common.run(main)
 
 
 if __name__ == "__main__":

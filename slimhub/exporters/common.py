@@ -1,15 +1,102 @@
-"""Shared plumbing of the absl binaries: quiet TensorFlow, error exits."""
+"""Shared plumbing of the absl binaries: a quiet TensorFlow, the binary's own
+--help, a quiet end on a closed output pipe, error exits."""
 
+import contextlib
+import faulthandler
 import logging
+import os
+import signal
 import sys
+import tempfile
 import warnings
 
+from absl import app
+from absl import flags
 from absl import logging as absl_logging
+
+# absl's spellings of --help (plus -h, which absl does not know); --helpfull
+# stays absl's.
+_HELP_ARGS = frozenset(
+    ("-h", "-?", "--?", "-help", "--help", "-helpshort", "--helpshort"))
+_VERBOSITY_ARGS = frozenset(("-v", "--v", "-verbosity", "--verbosity"))
+# What a closed output pipe ends a binary with: the status a shell reports
+# for a program killed by SIGPIPE, as `cat` or `grep` would be.
+CLOSED_PIPE_STATUS = 128 + signal.SIGPIPE
+
+
+def _flag_args(argv):
+  """The arguments of `argv` that can be flags (those before `--`)."""
+  for arg in argv[1:]:
+    if arg == "--":
+      return
+    yield arg
+
+
+def verbosity_requested(argv):
+  """Whether `argv` sets absl's --verbosity (or -v): debugging, so
+  TensorFlow's own log lines are wanted."""
+  return any(arg.split("=", 1)[0] in _VERBOSITY_ARGS
+             for arg in _flag_args(argv))
+
+
+@contextlib.contextmanager
+def _stderr_hidden():
+  """Points file descriptor 2 at a temporary file for the block (native
+  libraries write there directly); replays the file if the block raises.
+  A crash in the block (e.g. an abort in a native library) still shows its
+  Python traceback on the real stderr."""
+  sys.stderr.flush()
+  try:
+    saved = os.dup(2)
+  except OSError:  # no stderr at all: nothing to hide
+    yield
+    return
+  faulthandler_was_enabled = faulthandler.is_enabled()
+  faulthandler.enable(file=saved)
+  with tempfile.TemporaryFile() as hidden:
+    os.dup2(hidden.fileno(), 2)
+    failed = True
+    try:
+      yield
+      failed = False
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      if faulthandler_was_enabled:
+        faulthandler.enable()
+      else:
+        faulthandler.disable()
+      os.close(saved)
+      if failed:
+        hidden.seek(0)
+        os.write(2, hidden.read())
+
+
+def import_tensorflow_quietly(argv=None):
+  """Imports TensorFlow without its start-up lines on stderr.
+
+  TensorFlow's native libraries log their start-up (oneDNN, CUDA stubs, CPU
+  features, cuInit) before absl's C++ logging is initialised, ignoring
+  TF_CPP_MIN_LOG_LEVEL. So stderr is hidden while TensorFlow loads and looks
+  for devices, and shown if that fails; TF_CPP_MIN_LOG_LEVEL=2 (unless set)
+  then hides later C++ info and warnings. Does nothing when TensorFlow is
+  already imported or `argv` (default sys.argv) asks for --verbosity.
+  """
+  if "tensorflow" in sys.modules or verbosity_requested(
+      sys.argv if argv is None else argv):
+    return
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  with _stderr_hidden():
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.config.list_physical_devices()
 
 
 def quiet_tensorflow():
   """Hides TF1-API deprecation and SavedModel chatter that says nothing to a
-  user (the binaries print their own progress lines)."""
+  user (the binaries print their own progress lines), unless --verbosity
+  was given."""
+  if flags.FLAGS["verbosity"].present:
+    return
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.get_logger().setLevel(logging.ERROR)
   absl_logging.set_verbosity(absl_logging.ERROR)
@@ -21,3 +108,43 @@ def fail(program, message):
   """Prints `message` as the program's error and exits with status 1."""
   print(f"{program}: error: {message}", file=sys.stderr)
   sys.exit(1)
+
+
+def help_text(module_name):
+  """The --help of the binary defined in module `module_name`: its
+  docstring and its own flags."""
+  module = sys.modules[module_name]
+  # absl files the flags of the __main__ module (python -m) under argv[0].
+  flags_key = sys.argv[0] if module_name == "__main__" else module_name
+  own_flags = flags.FLAGS.module_help(flags_key).strip().split("\n", 1)[-1]
+  return (f"{(module.__doc__ or '').strip()}\n\nFlags:\n{own_flags}\n"
+          "  -v,--verbosity: absl's logging level; setting it (e.g. -v=1) "
+          "also shows\n    TensorFlow's start-up and log lines, hidden by "
+          "default.\n"
+          "  --helpfull: every flag, including absl's and TensorFlow's.")
+
+
+def run(main):
+  """app.run(main) for a binary: --help prints the binary's own flags and
+  exits 0, and a closed stdout (`| head`) ends it quietly with
+  CLOSED_PIPE_STATUS."""
+
+  def parse_flags(argv):
+    if any(arg in _HELP_ARGS for arg in _flag_args(argv)):
+      print(help_text(main.__module__))
+      sys.stdout.flush()
+      sys.exit(0)
+    return app.parse_flags_with_usage(argv)
+
+  def main_flushing_stdout(argv):
+    try:
+      return main(argv)
+    finally:
+      sys.stdout.flush()  # here, where a closed pipe can still be caught
+
+  try:
+    app.run(main_flushing_stdout, flags_parser=parse_flags)
+  except BrokenPipeError:
+    # Python would report the unwritten rest of stdout when exiting.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(CLOSED_PIPE_STATUS)

@@ -5,7 +5,8 @@ of its pass (a line, or a line and extra lines), raises Failed naming what
 is wrong, or raises Skipped saying why it does not apply. Each check has a
 stable id (``tf1.tags``) and may need others: when one of those did not
 pass, the check is skipped with the reason, so one defect fails one check
-instead of a cascade.
+instead of a cascade. A check that loads or runs the module (``loads``) is
+also skipped when a guard check (the security checks) did not pass.
 """
 
 import dataclasses
@@ -47,12 +48,14 @@ class Check:
   id: str
   function: Callable
   needs: tuple = ()
+  loads: bool = False
 
 
-def check(check_id, needs=()):
-  """Decorator that makes a function the check `check_id`."""
+def check(check_id, needs=(), loads=False):
+  """Decorator that makes a function the check `check_id`; loads: it
+  loads the module's variables or runs its graphs."""
   def wrap(function):
-    return Check(check_id, function, tuple(needs))
+    return Check(check_id, function, tuple(needs), loads)
   return wrap
 
 
@@ -62,7 +65,12 @@ def _error_line(error):
   return f"{type(error).__name__}: {message.strip().splitlines()[0]}"
 
 
-def _blocked(check_, results):
+def _blocked(check_, results, guards):
+  if check_.loads:
+    for guard, reason in guards.items():
+      result = results.get(guard)
+      if result is not None and result.status != PASS:
+        return reason
   for need in check_.needs:
     result = results.get(need)
     if result is None or result.status == PASS:
@@ -73,11 +81,12 @@ def _blocked(check_, results):
   return None
 
 
-def run(checks: Sequence[Check], context):
-  """Runs `checks` in order; their Results."""
+def run(checks: Sequence[Check], context, guards=None):
+  """Runs `checks` in order; their Results. guards: {check id: the skip
+  detail of checks that load the module when that check did not pass}."""
   results = {}
   for check_ in checks:
-    reason = _blocked(check_, results)
+    reason = _blocked(check_, results, guards or {})
     if reason:
       result = Result(check_.id, SKIP, reason)
     else:

@@ -36,7 +36,7 @@ def _declares_variables(module):
   return bool(module.saved_object.variables)
 
 
-@check("variables.readable")
+@check("variables.readable", loads=True)
 def variables_readable(context):
   """Every tensor of variables/variables reads back, index and data."""
   module = context.module
@@ -69,9 +69,10 @@ def variables_readable(context):
 @check("golden_layout")
 def golden_layout(context):
   """The layout equals the reviewed golden layout of the --expect module and
-  version."""
+  version, or of the catalogue module the slimhub metadata names."""
   if context.expect is None:
-    raise Skipped("no --expect")
+    raise Skipped("no catalogue module named (by --expect or the slimhub "
+                  "metadata), or --expect=none")
   entry, kind, version = context.expect
   path = golden.path_for(entry, kind, context.golden_root)
   shown = os.path.relpath(path, os.path.dirname(context.golden_root))
@@ -102,7 +103,7 @@ def _module_default(context, images):
   return context.loaded().call(images, **kwargs).numpy()
 
 
-@check("checkpoint_parity", needs=("variables.readable",))
+@check("checkpoint_parity", needs=("variables.readable",), loads=True)
 def checkpoint_parity(context):
   """The module's default output equals the Slim net restored from --checkpoint,
   on the same images."""

@@ -13,7 +13,8 @@ class Context:
   """The verification of one module.
 
   expect: (entry, kind, version) of --expect, or None. identity_problems:
-  contradictions found while resolving the expectation. Sessions and the
+  contradictions found while resolving the expectation. allow_ops: op types
+  allowed beyond the allowlist; max_bytes: the size limit. Sessions and the
   loaded TF2 object are created on first use and shared by the checks.
   """
   module: object
@@ -22,6 +23,8 @@ class Context:
   expect: Optional[tuple] = None
   checkpoint: Optional[str] = None
   golden_root: str = golden.GOLDEN_DIR
+  allow_ops: frozenset = frozenset()
+  max_bytes: int = 0
   _sessions: dict = dataclasses.field(default_factory=dict)
   _loaded: Optional[runtime.LoadedObject] = None
   _memo: dict = dataclasses.field(default_factory=dict)

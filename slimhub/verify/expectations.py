@@ -144,6 +144,11 @@ def _from_entry(entry, kind, version, source, note=""):
       input_quant_range=spec.input_quant_range, note=note)
 
 
+def from_catalogue(expect):
+  """The Expectation of the catalogue's (entry, kind, version)."""
+  return _from_entry(*expect, EXPECT)
+
+
 def _synthetic_entry(version, image_size=None, variable=False, net=""):
   """A catalogue Entry standing for a module outside the catalogue, so
   that catalog.version_spec supplies the version rules."""
@@ -265,7 +270,7 @@ def resolve(module, expect=None):
     except (KeyError, TypeError, ValueError) as error:
       problems.append(f"slimhub_metadata.json is incomplete ({error!r})")
   if expect is not None:
-    expectation = _from_entry(*expect, EXPECT)
+    expectation = from_catalogue(expect)
     if from_metadata and from_metadata.handle != expectation.handle:
       problems.append(f"--expect says {expectation.handle} but the module's "
                       f"metadata says {from_metadata.handle}")

@@ -17,6 +17,7 @@ The layouts are built from the graphs alone, without weights, by
 ``tools/make_golden_layouts.py``; see docs/verify.md to regenerate them.
 """
 
+import contextlib
 import json
 import os
 import tempfile
@@ -40,24 +41,31 @@ def path_for(entry, kind, root=GOLDEN_DIR):
   return os.path.join(root, entry.collection, entry.stem, f"{kind}.json")
 
 
-def build_layout(entry, kind, version):
-  """The layout of a module as slimhub would export it, built without
-  weights: the TF1 meta graphs, or the TF2 object saved with its initial
-  values into a temporary directory."""
+@contextlib.contextmanager
+def built_module(entry, kind, version):
+  """The reading.Module of a module as slimhub would export it, built
+  without weights: the TF1 meta graphs, or the TF2 object saved with its
+  initial values into a temporary directory (removed on exit)."""
   spec = catalog.version_spec(entry, version)
   options = module_fn_lib.options_for(entry, kind, version)
   if spec.format == catalog.TF1_HUB:
     meta_graphs, _ = export.tf1_meta_graphs(options)
     saved_model = tf1_hub.saved_model_proto(meta_graphs)
-    module = reading.Module(
+    yield reading.Module(
         directory="", format=reading.TF1_HUB, saved_model=saved_model,
         module_def=None,
         variants=tuple(map(reading.graph_variant, meta_graphs)))
-    return layout_lib.of_module(module)
+    return
   module, serving = export.tf2_module(options, spec, lambda variables: None)
   with tempfile.TemporaryDirectory() as directory:
     tf2_saved_model.save(module, directory, serving)
-    return layout_lib.of_module(reading.read(directory))
+    yield reading.read(directory)
+
+
+def build_layout(entry, kind, version):
+  """The layout of a module as slimhub would export it (built_module)."""
+  with built_module(entry, kind, version) as module:
+    return layout_lib.of_module(module)
 
 
 def _factor(value, sets):

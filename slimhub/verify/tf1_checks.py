@@ -370,7 +370,8 @@ def variables(context):
           "variables/variables")
 
 
-@check("tf1.regularization_losses", needs=("variables.readable",))
+@check("tf1.regularization_losses", needs=("variables.readable",),
+       loads=True)
 def regularization_losses(context):
   """REGULARIZATION_LOSSES are in every variant and evaluate to finite
   scalars with a positive sum."""
@@ -464,7 +465,7 @@ def _update_changes(context, momentum=None):
 
 
 @check("tf1.update_ops_move_statistics",
-       needs=("variables.readable", "tf1.update_ops_present"))
+       needs=("variables.readable", "tf1.update_ops_present"), loads=True)
 def update_ops_move_statistics(context):
   """Running the [train] variant's UPDATE_OPS once on a batch moves every
   moving_mean."""
@@ -479,7 +480,7 @@ def update_ops_move_statistics(context):
 
 
 @check("tf1.batch_norm_momentum",
-       needs=("tf1.update_ops_move_statistics",))
+       needs=("tf1.update_ops_move_statistics",), loads=True)
 def batch_norm_momentum(context):
   """Feeding batch_norm_momentum 0.5 instead of 0.99 moves every moving_mean
   50x as far; the default is 0.99."""
@@ -491,7 +492,7 @@ def batch_norm_momentum(context):
       functools.partial(_update_changes, context))
 
 
-@check("tf1.inference", needs=("variables.readable",))
+@check("tf1.inference", needs=("variables.readable",), loads=True)
 def inference(context):
   """The [] variant's signatures give finite outputs of the expected width on
   a batch (also at another size when variable), ignore batch_norm_momentum

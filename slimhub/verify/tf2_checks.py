@@ -170,7 +170,7 @@ def variables(context):
           "trainable")
 
 
-@check("tf2.load", needs=("variables.readable",))
+@check("tf2.load", needs=("variables.readable",), loads=True)
 def load(context):
   """tf.saved_model.load restores the module."""
   loaded = context.loaded()
@@ -200,7 +200,8 @@ def _output_dim(context):
   return None, "unknown"
 
 
-@check("tf2.default_output", needs=("tf2.load", "tf2.attributes"))
+@check("tf2.default_output", needs=("tf2.load", "tf2.attributes"),
+       loads=True)
 def default_output(context):
   """Without return_endpoints, __call__ returns float32 [None, dim] and gives
   finite [batch, dim] values (also at another size when variable)."""
@@ -270,7 +271,7 @@ def end_points(context):
   return f"default and {count} end points in {len(outputs)} traces"
 
 
-@check("tf2.regularization_losses", needs=("tf2.load",))
+@check("tf2.regularization_losses", needs=("tf2.load",), loads=True)
 def regularization_losses(context):
   """Each regularization_losses function returns a finite scalar > 0."""
   functions = list(getattr(context.loaded().object, "regularization_losses",
@@ -312,7 +313,7 @@ def _training_changes(context, momentum=None):
 
 
 @check("tf2.training_false_keeps_statistics",
-       needs=("tf2.load", "tf2.attributes"))
+       needs=("tf2.load", "tf2.attributes"), loads=True)
 def training_false_keeps_statistics(context):
   """__call__(training=False) leaves every variable bit-identical, whatever
   the batch_norm_momentum."""
@@ -331,14 +332,16 @@ def training_false_keeps_statistics(context):
   return f"all {len(loaded.variables)} variables unchanged"
 
 
-@check("tf2.training_moves_statistics", needs=("tf2.load", "tf2.attributes"))
+@check("tf2.training_moves_statistics", needs=("tf2.load", "tf2.attributes"),
+       loads=True)
 def training_moves_statistics(context):
   """__call__(training=True) moves every moving_mean."""
   return batch_norm.require_all_moved(_training_changes(context),
                                       "one __call__(training=True)")
 
 
-@check("tf2.batch_norm_momentum", needs=("tf2.training_moves_statistics",))
+@check("tf2.batch_norm_momentum", needs=("tf2.training_moves_statistics",),
+       loads=True)
 def batch_norm_momentum(context):
   """batch_norm_momentum 0.5 instead of 0.99 moves every moving_mean 50x as
   far in training; the default is 0.99."""
@@ -350,7 +353,7 @@ def batch_norm_momentum(context):
       functools.partial(_training_changes, context))
 
 
-@check("tf2.serving_default", needs=("tf2.load",))
+@check("tf2.serving_default", needs=("tf2.load",), loads=True)
 def serving_default(context):
   """Version 5 has serving_default in the serve tag set, taking the images
   and returning __call__(training=False); version 4 has none."""

@@ -4,12 +4,15 @@
                     "feature_vector@3")
     report.passed  # no check failed
 
-The checks run in a fixed order: format.detect, module.identity,
-variables.readable, the format's own checks (tf1.* or tf2.*), then
-golden_layout and checkpoint_parity.
+The checks run in a fixed order: format.detect, the security checks
+(security.op_allowlist, security.paths, security.max_bytes: static, before
+anything is loaded), module.identity, variables.readable, the format's own
+checks (tf1.* or tf2.*), then golden_layout and checkpoint_parity. A check
+that would load or run the module is not run when a security check failed.
 """
 
 import dataclasses
+import os
 from typing import Optional
 
 from slimhub.verify import checks
@@ -20,10 +23,12 @@ from slimhub.verify import golden
 from slimhub.verify import layout
 from slimhub.verify import quant_checks
 from slimhub.verify import reading
+from slimhub.verify import security
 from slimhub.verify import tf1_checks
 from slimhub.verify import tf2_checks
 
 DETECT = "format.detect"
+NO_EXPECT = "none"  # --expect=none: no golden layout, not even the metadata's
 FORMAT_CHECKS = {reading.TF1_HUB: tf1_checks.CHECKS + quant_checks.CHECKS,
                  reading.TF2_SAVED_MODEL: tf2_checks.CHECKS}
 
@@ -34,7 +39,8 @@ class VerifyError(ValueError):
 
 def all_checks(module_format):
   """The checks of a format, in the order they run (after format.detect)."""
-  return (common_checks.CHECKS + FORMAT_CHECKS[module_format]
+  return (security.CHECKS + common_checks.CHECKS
+          + FORMAT_CHECKS[module_format]
           + common_checks.FINAL_CHECKS)
 
 
@@ -81,6 +87,23 @@ def compare(module, other):
                                                          described(other))))
 
 
+def _catalogued(expectation):
+  """(entry, kind, version) of the catalogue module the slimhub metadata
+  names, when the module was exported as the catalogue has it (not with
+  another class count, size or scaling); else None."""
+  if expectation.source != expectations.METADATA:
+    return None
+  try:
+    named = expectations.parse_expect(expectation.handle or "")
+  except expectations.ExpectError:
+    return None
+  catalogue = expectations.from_catalogue(named)
+  same = all(getattr(catalogue, field) == getattr(expectation, field)
+             for field in ("num_classes", "num_features", "image_size",
+                           "preprocessing"))
+  return named if same else None
+
+
 def _read_other(against):
   try:
     return reading.read(against)
@@ -89,29 +112,46 @@ def _read_other(against):
 
 
 def verify(module_dir, expect=None, checkpoint=None, against=None,
-           golden_root=golden.GOLDEN_DIR):
+           golden_root=golden.GOLDEN_DIR, allow_ops=(),
+           max_bytes=security.DEFAULT_MAX_BYTES):
   """The Report of module_dir.
 
-  expect: "HANDLE@VERSION" of a catalogue module; checkpoint: a Slim
-  checkpoint to compare outputs with; against: another module directory
-  to diff with. Raises VerifyError for a bad expect or against.
+  expect: "HANDLE@VERSION" of a catalogue module (default: the one the
+  slimhub metadata names, for the golden layout; "none": no golden
+  layout); checkpoint: a Slim checkpoint to compare outputs with; against:
+  another module directory to diff with; allow_ops: op types allowed beyond
+  the allowlist; max_bytes: the limit of declared and stored sizes. Raises
+  VerifyError for a bad expect or against.
   """
   try:
-    expected = expectations.parse_expect(expect) if expect else None
+    expected = (expectations.parse_expect(expect)
+                if expect and expect != NO_EXPECT else None)
   except expectations.ExpectError as error:
     raise VerifyError(str(error)) from None
   other = _read_other(against) if against else None
+  refused = (security.refusal(module_dir, max_bytes)
+             if os.path.isdir(module_dir) else None)
+  if refused:
+    check_id, problems = refused
+    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+    return Report(directory=str(module_dir), format=None, expectation=None,
+                  results=(checks.Result(check_id, checks.FAIL,
+                                         problems[0] + more,
+                                         tuple(problems)),))
   try:
     module = reading.read(module_dir)
   except reading.NotAModule as error:
     return Report(directory=str(module_dir), format=None, expectation=None,
                   results=(checks.Result(DETECT, checks.FAIL, str(error)),))
   expectation, problems = expectations.resolve(module, expected)
+  golden_of = expected or (None if expect == NO_EXPECT
+                           else _catalogued(expectation))
   context = context_lib.Context(
       module=module, expectation=expectation, identity_problems=problems,
-      expect=expected, checkpoint=checkpoint, golden_root=golden_root)
+      expect=golden_of, checkpoint=checkpoint, golden_root=golden_root,
+      allow_ops=frozenset(allow_ops), max_bytes=max_bytes)
   try:
-    results = checks.run(all_checks(module.format), context)
+    results = checks.run(all_checks(module.format), context, security.GUARDS)
   finally:
     context.close()
   detected = checks.Result(DETECT, checks.PASS, _describe_format(module))

@@ -1,0 +1,56 @@
+"""The op types an image module may run: reviewed here, and only here.
+
+Derived from what slimhub's exports of every family and version contain:
+``tools/module_op_types.py`` lists them per module, and
+tests/test_security.py checks that every export passes with this list
+alone. A new op type in an export fails those tests; add it to its group
+only after reviewing what it does. File I/O (ReadFile, WriteFile,
+MatchingFiles, ...), PyFunc / EagerPyFunc and ops that reach the network or
+the host never belong here.
+"""
+
+_GROUPS = {
+    # Convolutions, dense layers and their biases.
+    "layers": ("Conv2D", "DepthwiseConv2dNative", "MatMul", "BiasAdd"),
+    # Batch norm (Slim's fused form, training and inference).
+    "batch_norm": ("FusedBatchNormV3",),
+    # Pooling and activations.
+    "pooling": ("AvgPool", "MaxPool", "Mean"),
+    "activations": ("Relu", "Relu6", "Softmax"),
+    # Elementwise arithmetic: residuals, scaling of inputs, BN momentum
+    # updates, weight decay (L2Loss), drop path.
+    "arithmetic": ("AddV2", "AddN", "Sub", "Mul", "RealDiv", "Floor",
+                   "L2Loss"),
+    # Shapes: concatenating branches, squeezing spatial dims, padding, the
+    # shapes of dropout and drop-path masks.
+    "shapes": ("ConcatV2", "Squeeze", "Reshape", "Shape", "Fill", "Pad",
+               "Pack", "StridedSlice"),
+    # Dropout and drop path (random masks) and the initializers of TF1
+    # variables.
+    "random": ("RandomUniform", "GreaterEqual", "SelectV2",
+               "TruncatedNormal"),
+    # Variables: handles, reads and the assigns of BN moving averages.
+    "variables": ("VarHandleOp", "ReadVariableOp", "AssignVariableOp",
+                  "AssignSubVariableOp"),
+    # Graph plumbing: inputs, constants, identities, no-ops.
+    "plumbing": ("Placeholder", "PlaceholderWithDefault", "Const",
+                 "Identity", "NoOp"),
+    # Function calls and functional control flow: the functions they call,
+    # branches and loop bodies are scanned too.
+    "calls": ("StatefulPartitionedCall", "PartitionedCall", "If",
+              "StatelessIf", "While", "StatelessWhile", "Case"),
+    # Quantized mobilenets' fake quantization.
+    "quantization": ("FakeQuantWithMinMaxVars", "FakeQuantWithMinMaxArgs"),
+    # Not in slimhub's exports, in image modules made with plain TF or
+    # Keras (tests/test_verify.py's foreign modules): Keras' unfused batch
+    # moments and TF1's random_normal initializer.
+    "other_image_modules": ("SquaredDifference", "StopGradient",
+                            "RandomStandardNormal"),
+}
+
+DEFAULT = frozenset(op for ops in _GROUPS.values() for op in ops)
+
+# The saver's own ops: allowed only on the path of the saver's restore op,
+# never when a signature, collection or saved function reaches them.
+SAVER = frozenset({"RestoreV2", "SaveV2", "MergeV2Checkpoints",
+                   "ShardedFilename", "StringJoin"})

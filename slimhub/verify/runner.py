@@ -1,0 +1,193 @@
+"""Verifying modules in child processes: a time limit, and many at once.
+
+Each module is verified by a fresh Python process running
+``python -m slimhub.verify.runner REQUEST RESULT`` (the same verifier as in
+process), killed with its process group when it outlives the timeout. The
+parent only starts children and reads their JSON results; it never loads a
+module itself. A child that is killed or dies is reported
+as one failed check (TIMEOUT or CRASHED) of that module.
+
+Also finds the modules of a tree and writes JUnit XML reports.
+"""
+
+import concurrent.futures
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from xml.etree import ElementTree
+
+from slimhub.verify import security
+
+TIMEOUT = "verify.timeout"
+CRASHED = "verify.crashed"
+MODULE_FILE = "saved_model.pb"
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """What every module is verified with (verifier.verify's arguments)."""
+  expect: str = None
+  checkpoint: str = None
+  against: str = None
+  allow_ops: tuple = ()
+  max_bytes: int = security.DEFAULT_MAX_BYTES
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+  """One module's verification: its report as documented JSON and as the
+  table, or error: the request could not be verified (bad --expect)."""
+  module_dir: str
+  report: dict = None
+  table: str = ""
+  error: str = ""
+
+  @property
+  def passed(self):
+    return not self.error and self.report["passed"]
+
+
+def find_modules(root):
+  """Directories under `root` holding saved_model.pb, sorted; a module's
+  own subdirectories are not searched, links are not followed."""
+  found = []
+  for parent, dirs, files in os.walk(root):
+    if MODULE_FILE in files:
+      found.append(parent)
+      dirs[:] = []
+    else:
+      dirs.sort()
+  return sorted(found)
+
+
+def _failed(module_dir, check_id, detail):
+  """The Outcome of one failed check, in the documented JSON schema and as
+  the table."""
+  report = {"schema": "slimhub-verify/1", "module_dir": module_dir,
+            "format": None, "passed": False,
+            "counts": {"pass": 0, "fail": 1, "skip": 0}, "expectation": None,
+            "checks": [{"id": check_id, "status": "fail", "detail": detail,
+                        "lines": []}],
+            "against": None}
+  table = (f"slimhub-verify {module_dir}\n\nFAIL  {check_id}  {detail}\n\n"
+           f"FAILED: 1 of 1 checks failed ({check_id}); 0 skipped.")
+  return Outcome(module_dir, report, table)
+
+
+def _last_line(text):
+  lines = [line for line in text.splitlines() if line.strip()]
+  return lines[-1].strip() if lines else "no output"
+
+
+def verify_in_child(module_dir, options, timeout):
+  """The Outcome of verifying `module_dir` in a child process; timeout in
+  seconds (None: no limit)."""
+  with tempfile.TemporaryDirectory(prefix="slimhub-verify-") as scratch:
+    request = os.path.join(scratch, "request.json")
+    result = os.path.join(scratch, "result.json")
+    with open(request, "w") as f:
+      json.dump({"module_dir": module_dir, **dataclasses.asdict(options)}, f)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "slimhub.verify.runner", request, result],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+      _, stderr = child.communicate(timeout=timeout)
+    except BaseException as error:  # the timeout, or the parent interrupted
+      os.killpg(child.pid, signal.SIGKILL)
+      child.communicate()
+      if not isinstance(error, subprocess.TimeoutExpired):
+        raise
+      detail = (f"killed after {timeout:g} s (--timeout): the verification "
+                "did not finish")
+      return _failed(module_dir, TIMEOUT, detail)
+    if child.returncode != 0 or not os.path.exists(result):
+      detail = (f"the verifying process ended with status "
+                f"{child.returncode}: {_last_line(stderr)}")
+      return _failed(module_dir, CRASHED, detail)
+    with open(result) as f:
+      data = json.load(f)
+  return Outcome(module_dir, data.get("report"), data.get("table", ""),
+                 data.get("error", ""))
+
+
+def verify_all(module_dirs, options, timeout, jobs=1, progress=None):
+  """Outcomes of `module_dirs` (in their order), `jobs` children at a time;
+  progress(outcome) is called as each finishes."""
+  with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+    futures = {pool.submit(verify_in_child, d, options, timeout): d
+               for d in module_dirs}
+    outcomes = {}
+    for future in concurrent.futures.as_completed(futures):
+      outcome = future.result()
+      outcomes[futures[future]] = outcome
+      if progress:
+        progress(outcome)
+  return [outcomes[d] for d in module_dirs]
+
+
+def junit_xml(suites):
+  """JUnit XML text of [(suite name, report JSON)]: one <testsuite> per
+  module, one <testcase> per check; a failure's message is the check's
+  detail, its text the further lines; skipped checks are <skipped/>."""
+  root = ElementTree.Element("testsuites", name="slimhub-verify")
+  for name, report in suites:
+    counts = report["counts"]
+    suite = ElementTree.SubElement(
+        root, "testsuite", name=name, tests=str(len(report["checks"])),
+        failures=str(counts["fail"]), skipped=str(counts["skip"]),
+        errors="0")
+    for item in report["checks"]:
+      case = ElementTree.SubElement(suite, "testcase", name=item["id"],
+                                    classname=name)
+      if item["status"] == "fail":
+        failure = ElementTree.SubElement(case, "failure",
+                                         message=item["detail"])
+        failure.text = "\n".join(item["lines"] or [item["detail"]])
+      elif item["status"] == "skip":
+        ElementTree.SubElement(case, "skipped", message=item["detail"])
+  ElementTree.indent(root)
+  return ElementTree.tostring(root, encoding="unicode",
+                              xml_declaration=True) + "\n"
+
+
+def write_atomically(path, text):
+  """Writes `text` to `path` through a temporary file and a rename."""
+  directory = os.path.dirname(os.path.abspath(path))
+  handle, staging = tempfile.mkstemp(dir=directory, prefix=".junit-")
+  try:
+    with os.fdopen(handle, "w") as f:
+      f.write(text)
+    os.replace(staging, path)
+  except BaseException:
+    if os.path.exists(staging):
+      os.unlink(staging)
+    raise
+
+
+def _child(request_path, result_path):
+  """The child's side: verify, write {"report", "table"} or {"error"}."""
+  with open(request_path) as f:
+    request = json.load(f)
+  from slimhub.exporters import common  # pylint: disable=g-import-not-at-top
+  common.quiet_tensorflow()
+  from slimhub.verify import report  # pylint: disable=g-import-not-at-top
+  from slimhub.verify import verifier  # pylint: disable=g-import-not-at-top
+  try:
+    result = verifier.verify(
+        request["module_dir"], expect=request["expect"],
+        checkpoint=request["checkpoint"], against=request["against"],
+        allow_ops=request["allow_ops"], max_bytes=request["max_bytes"])
+    data = {"report": report.as_json(result), "table": report.table(result)}
+  except verifier.VerifyError as error:
+    data = {"error": str(error)}
+  with open(result_path, "w") as f:
+    json.dump(data, f)
+
+
+if __name__ == "__main__":
+  _child(*sys.argv[1:])

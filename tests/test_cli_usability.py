@@ -1,0 +1,189 @@
+"""The binaries as a new user meets them: one TensorFlow, --help, quiet
+stderr, closed pipes. Each runs the installed console scripts."""
+
+import importlib.metadata
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from slimhub.exporters import catalog_cli
+from slimhub.exporters import common
+
+BIN = os.path.dirname(sys.executable)
+STEM = "mobilenet_v1_025_128"
+# A line of TensorFlow's native logging ("I0000 00:00:17... port.cc:153] ...")
+# or the banner absl prints before its logging is initialised.
+TF_LOG_LINE = re.compile(r"^[IWEF]\d{4} [\d:.]+ +\d+ \S+\.cc:\d+\]|"
+                         r"absl::InitializeLog", re.MULTILINE)
+# Each binary's own flags (others may be added; these must be listed).
+OWN_FLAGS = {
+    "slimhub-export": ["net", "kind", "version", "checkpoint", "export_dir",
+                       "overwrite", "use_ema", "preprocessing"],
+    "slimhub-catalog": ["json", "filter", "all"],
+    "slimhub-make-checkpoint": ["net", "seed", "output", "checkpoint_dir"],
+    "slimhub-verify": ["module_dir", "expect", "checkpoint", "against",
+                       "json", "allow_ops", "max_bytes", "timeout", "jobs",
+                       "junit_xml"],
+    "slimhub-regenerate": ["checkpoint_dir", "output_dir", "handles",
+                           "versions", "jobs", "archive", "download"],
+    "slimhub-fetch-checkpoint": ["net", "cache_dir", "base_url", "sha256",
+                                 "timeout"],
+    "slimhub-tflite": ["module_dir", "output"],
+}
+TF_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-gpu",
+                    "tensorflow-intel", "tensorflow-macos")
+
+
+def run(binary, *args, **kwargs):
+  return subprocess.run([os.path.join(BIN, binary), *args],
+                        capture_output=True, text=True, check=False,
+                        **kwargs)
+
+
+def test_exactly_one_tensorflow_distribution():
+  installed = []
+  for name in TF_DISTRIBUTIONS:
+    try:
+      installed.append((name, importlib.metadata.version(name)))
+    except importlib.metadata.PackageNotFoundError:
+      pass
+  # tf-keras requires `tensorflow`: any other distribution would be a
+  # second copy in the same site-packages/tensorflow.
+  assert [name for name, _ in installed] == ["tensorflow"], installed
+  assert installed[0][1] == importlib.metadata.version("tf-keras")
+  cuda = [d.metadata["Name"] for d in importlib.metadata.distributions()
+          if d.metadata["Name"].lower().startswith("nvidia-")]
+  assert not cuda, f"CUDA libraries pulled in: {cuda}"
+  probe = ("import tf_keras, tensorflow_hub as hub;"
+           "layer = hub.KerasLayer(lambda x: 2 * x);"
+           "print(tf_keras.Sequential([tf_keras.Input((1,)), layer])"
+           ".predict([[3.0]], verbose=0)[0][0])")
+  result = subprocess.run([sys.executable, "-c", probe], capture_output=True,
+                          text=True, check=True)
+  assert result.stdout.split()[-1] == "6.0"
+
+
+@pytest.mark.parametrize("binary", sorted(OWN_FLAGS))
+def test_help_lists_own_flags_and_exits_0(binary):
+  result = run(binary, "--help")
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.startswith(f"{binary}: "), result.stdout
+  for flag in OWN_FLAGS[binary]:
+    assert re.search(rf"^  --(\[no\])?{flag}: \S", result.stdout,
+                     re.MULTILINE), (flag, result.stdout)
+  # Not absl's or TensorFlow's flags: those are --helpfull's.
+  assert "logtostderr" not in result.stdout
+  assert "--helpfull" in result.stdout
+  assert result.stderr == ""
+
+
+def test_helpfull_stays_absls():
+  result = run("slimhub-catalog", "--helpfull")
+  assert "absl.logging:" in result.stdout
+  assert "--[no]json: Print a JSON list" in result.stdout
+
+
+def _with_closed_stdout(binary, *args):
+  """Runs `binary` with its stdout a pipe whose reader is already gone."""
+  read_end, write_end = os.pipe()
+  os.close(read_end)
+  try:
+    return subprocess.run([os.path.join(BIN, binary), *args],
+                          stdout=write_end, stderr=subprocess.PIPE,
+                          text=True, check=False)
+  finally:
+    os.close(write_end)
+
+
+@pytest.mark.parametrize("args", [[], ["--help"]])
+def test_closed_pipe_ends_catalog_quietly(args):
+  result = _with_closed_stdout("slimhub-catalog", *args)
+  assert result.returncode == common.CLOSED_PIPE_STATUS
+  assert result.stderr == ""
+
+
+def test_closed_pipe_ends_tensorflow_binary_quietly(tmp_path):
+  prefix = tmp_path / "model.ckpt"
+  result = _with_closed_stdout("slimhub-make-checkpoint", f"--net={STEM}",
+                               f"--output={prefix}")
+  assert result.returncode == common.CLOSED_PIPE_STATUS
+  assert result.stderr == ""
+  assert os.path.exists(f"{prefix}.index")  # the work itself was done
+
+
+def test_catalog_prints_legend_but_json_stays_clean():
+  table = run("slimhub-catalog")
+  assert table.returncode == 0 and table.stderr == ""
+  assert re.search(r"^google/imagenet/inception_v3/feature_vector +1F 3V 4V "
+                   r"5V ", table.stdout, re.MULTILINE)
+  assert table.stdout.endswith(catalog_cli.LEGEND + "\n")
+  assert "V = variable" in table.stdout and "F = fixed" in table.stdout
+  listing = run("slimhub-catalog", "--json", "--filter=inception_v3")
+  rows = json.loads(listing.stdout)
+  assert {row["handle"] for row in rows} == {
+      "google/imagenet/inception_v3/feature_vector",
+      "google/imagenet/inception_v3/classification"}
+
+
+def test_stderr_has_no_tensorflow_lines(tmp_path):
+  """A real session: checkpoint, export, verify, catalogue; stderr empty."""
+  checkpoint = tmp_path / "ckpt" / "model.ckpt"
+  module = tmp_path / STEM / "feature_vector" / "3"
+  steps = [
+      ("slimhub-make-checkpoint", f"--net={STEM}", f"--output={checkpoint}"),
+      ("slimhub-export", f"--net={STEM}", "--kind=feature_vector",
+       "--version=3", f"--checkpoint={checkpoint}", f"--export_dir={module}"),
+      ("slimhub-verify", f"--module_dir={module}",
+       f"--checkpoint={checkpoint}"),
+      ("slimhub-catalog", "--filter=inception_v2"),
+  ]
+  for step in steps:
+    result = run(*step)
+    assert result.returncode == 0, (step, result.stdout, result.stderr)
+    assert result.stderr == "", (step, result.stderr)
+    assert not TF_LOG_LINE.search(result.stdout), (step, result.stdout)
+  assert os.path.exists(module / "tfhub_module.pb")
+
+
+def test_verbosity_brings_tensorflow_lines_back():
+  quiet = run("slimhub-catalog", "--filter=inception_v2")
+  loud = run("slimhub-catalog", "--filter=inception_v2", "--verbosity=1")
+  assert quiet.returncode == loud.returncode == 0
+  assert not TF_LOG_LINE.search(quiet.stderr)
+  assert TF_LOG_LINE.search(loud.stderr), loud.stderr
+  assert loud.stdout == quiet.stdout
+
+
+@pytest.mark.parametrize("argv, wanted", [
+    (["prog", "--verbosity=1"], True), (["prog", "-v", "1"], True),
+    (["prog", "--v=0"], True), (["prog", "--net=x"], False),
+    (["prog", "--", "-v"], False), (["prog", "--verbose_x"], False)])
+def test_verbosity_requested(argv, wanted):
+  assert common.verbosity_requested(argv) == wanted
+
+
+def test_hidden_stderr_is_replayed_when_the_import_fails(capfd):
+  with pytest.raises(ImportError):
+    with common._stderr_hidden():  # pylint: disable=protected-access
+      os.write(2, b"native start-up line\n")
+      raise ImportError("broken install")
+  assert capfd.readouterr().err == "native start-up line\n"
+  with common._stderr_hidden():  # pylint: disable=protected-access
+    os.write(2, b"native start-up line\n")
+  os.write(2, b"after\n")
+  assert capfd.readouterr().err == "after\n"
+
+
+def test_a_crash_while_stderr_is_hidden_still_shows_where():
+  probe = ("from slimhub.exporters import common\n"
+           "with common._stderr_hidden():\n"
+           "  import os; os.abort()\n")
+  result = subprocess.run([sys.executable, "-c", probe], capture_output=True,
+                          text=True, check=False)
+  assert result.returncode != 0
+  assert "Fatal Python error: Aborted" in result.stderr, result.stderr
+  assert '"<string>", line 3' in result.stderr, result.stderr
