@@ -38,14 +38,6 @@ NUM_BITS = 8
 BN_EPSILON = 1e-3
 
 
-def layer_names():
-  """The quantized conv layers, in order, as checkpoint scope names."""
-  names = ["Conv2d_0"]
-  for index in range(1, len(mobilenet_v1.SEPARABLE_LAYERS) + 1):
-    names += [f"Conv2d_{index}_depthwise", f"Conv2d_{index}_pointwise"]
-  return names
-
-
 def range_scope(layer):
   """The variable scope holding `layer`'s weights_quant / act_quant ranges."""
   if layer == LOGITS_SCOPE:
