@@ -51,6 +51,8 @@ class Entry:
     catalogue entry has one.
   depth_multiplier: the MobileNet width, as the docs write it ("0.25").
   published: False for slimhub extras that Google never put on tfhub.dev.
+  quantized: a quantops entry: the fake-quantized, inference-only net of a
+    quantization-aware checkpoint (no training graph, no BN hparams).
   unsupported: why slimhub cannot export this entry yet (None if it can).
   training_note: provenance of the weights, for metadata and model cards.
   """
@@ -68,6 +70,7 @@ class Entry:
   collection: str = "imagenet"
   kinds: tuple = KINDS
   published: bool = True
+  quantized: bool = False
   unsupported: Optional[str] = None
   training_note: str = ""
 
@@ -119,6 +122,8 @@ class VersionSpec:
   image_module_info: attach ImageModuleInfo (TF1 v3).
   serving_default: write a serving_default SignatureDef (TF2 v5).
   changelog: the version's changelog items (model cards list them).
+  input_quant_range: quantops: the (min, max) of the 8-bit fake quantization
+    of the scaled input image (None for float modules).
   """
   version: int
   format: str
@@ -127,6 +132,7 @@ class VersionSpec:
   image_module_info: bool
   serving_default: bool
   changelog: tuple
+  input_quant_range: Optional[tuple] = None
 
 
 _HUB_ISSUE_86 = "https://github.com/tensorflow/hub/issues/86"
@@ -143,6 +149,16 @@ _CHANGELOG = {
         "Fixed use under `tf.GradientTape(persistent=True)`."),
 }
 _VARIABLE_SIZE_CHANGE = "Support for variable input size."
+_HUB_ISSUE_109 = "https://github.com/tensorflow/hub/issues/109"
+# quantops: the scaled input in [-1, 1] is fake-quantized to 8 bits; v3
+# widened its range by 0.05% against a TFLite converter crash.
+_QUANT_INPUT_RANGE = {1: (-1.0, 1.0), 3: (-1.0005, 1.0005)}
+_QUANT_CHANGELOG = {
+    3: ("Widened the quantization range of the input image by 0.05% to "
+        f"avoid a crash of the TFLite converter, [GitHub issue 109]"
+        f"({_HUB_ISSUE_109}).",
+        "Requires the PIP package `tensorflow-hub>=0.2.0`."),
+}
 
 
 def version_spec(entry, version):
@@ -156,16 +172,20 @@ def version_spec(entry, version):
   changelog = _CHANGELOG[version]
   if version == entry.variable_size_from:
     changelog = (_VARIABLE_SIZE_CHANGE,) + changelog
+  if entry.quantized:
+    changelog = _QUANT_CHANGELOG.get(version, changelog)
   if version == entry.versions[0]:
     changelog = _CHANGELOG[1]
   return VersionSpec(
       version=version,
       format=TF1_HUB if version <= 3 else TF2_SAVED_MODEL,
       variable_size=variable,
-      bn_hparams=version >= 3,
+      bn_hparams=version >= 3 and not entry.quantized,
       image_module_info=version == 3,
       serving_default=version == 5,
       changelog=changelog,
+      input_quant_range=(_QUANT_INPUT_RANGE[version] if entry.quantized
+                         else None),
   )
 
 
@@ -269,10 +289,8 @@ def _mobilenet_v1_family():
           f"mobilenet_v1_{depth}_{size}/quantops",
           tarball=f"mobilenet_v1_2018_02_22/{quant}.tgz",
           checkpoint_file=f"{quant}.ckpt", versions=(1, 3),
-          variable_from=None,
-          unsupported=("quantops modules need a fake-quantization graph "
-                       "rewrite (tf.contrib.quantize) that TF 2.21 lacks"),
-          **common))
+          variable_from=None, quantized=True,
+          **dict(common, net=f"{common['net']}_quant")))
   return entries
 
 

@@ -25,7 +25,11 @@ _UNUSED_KEY_KINDS = (
     (re.compile(r"/(Momentum|RMSProp(_1)?|Adam(_1)?|Adagrad|Ftrl(_1)?|"
                 r"ExponentialMovingAverage(_1)?)$"), "optimizer slot or EMA"),
     (re.compile(r"(^|/)(beta1_power|beta2_power)$"), "optimizer slot or EMA"),
+    (re.compile(r"_quant/.*/(min|max)/(biased|local_step)$"),
+     "quantization range EMA helper"),
 )
+# Range bounds of quantization-aware training (tf.contrib.quantize).
+_QUANT_RANGE = re.compile(r"/(weights_quant|act_quant)/(min|max)$")
 
 
 # Files of a V2 checkpoint other than its .index; never a prefix themselves.
@@ -94,6 +98,11 @@ def unused_reason(key):
     if pattern.search(key):
       return reason
   return None
+
+
+def is_quant_range(key):
+  """Whether `key` is a weights_quant / act_quant bound of a quant net."""
+  return bool(_QUANT_RANGE.search(key))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -70,6 +70,9 @@ def metadata(entry, kind, spec, options, plan):
                      if label_offset else
                      "logit 0 is 'background', then the 1000 ImageNet classes"),
       "preprocessing": options.preprocessing,
+      "fine_tunable": not options.net.inference_only,
+      "input_quant_range": (list(options.input_quant_range)
+                            if options.input_quant_range else None),
       "input_range": [0.0, 1.0],
       "batch_norm_momentum_default": (catalog.FINE_TUNING_BN_MOMENTUM
                                       if options.bn_hparams
@@ -113,6 +116,7 @@ def prepare(net, kind, version, checkpoint, *, num_classes=None,
     shapes = checkpoints.read_shapes(prefix)
   except checkpoints.CheckpointError as error:
     raise ExportError(str(error)) from None
+  _check_quantization(entry, prefix, shapes)
   options = module_fn_lib.options_for(entry, kind, version)
   if kind == catalog.CLASSIFICATION and num_classes is None:
     num_classes = _num_classes_from_checkpoint(options.net, shapes)
@@ -120,6 +124,25 @@ def prepare(net, kind, version, checkpoint, *, num_classes=None,
       options, num_classes=num_classes or options.num_classes,
       preprocessing=preprocessing_kind or options.preprocessing)
   return entry, spec, options, prefix
+
+
+def _check_quantization(entry, prefix, shapes):
+  """Refuses a float checkpoint for a quantops module and vice versa."""
+  quant_ranges = sum(map(checkpoints.is_quant_range, shapes))
+  if entry.quantized and not quant_ranges:
+    raise ExportError(
+        f"Checkpoint {prefix} is a float checkpoint (no */weights_quant/"
+        f"{{min,max}} or */act_quant/{{min,max}} variables), but "
+        f"{entry.name} is a quantops module: it needs the quantization-aware "
+        f"checkpoint {entry.source_checkpoint}")
+  if not entry.quantized and quant_ranges:
+    quantops = f"{entry.name}/quantops"
+    hint = (f"; export it as --net={quantops}" if quantops in
+            {e.name for e in catalog.ENTRIES} else "")
+    raise ExportError(
+        f"Checkpoint {prefix} is a quantization-aware (quant) checkpoint "
+        f"({quant_ranges} weights_quant/act_quant range variables), but "
+        f"{entry.name} is a float module{hint}")
 
 
 def export_module(net, kind, version, checkpoint, export_dir, *,
@@ -157,8 +180,12 @@ def tf1_meta_graphs(options):
 
   Needs no weights: the golden layouts are built from it too.
   """
+  variants = tf1_hub.IMAGE_MODULE_VARIANTS
+  if options.net.inference_only:
+    variants = variants[:1]
   return tf1_hub.build_meta_graphs(
-      lambda is_training: module_fn_lib.module_fn(options, is_training))
+      lambda is_training: module_fn_lib.module_fn(options, is_training),
+      variants)
 
 
 def tf2_module(options, spec, assign_values):

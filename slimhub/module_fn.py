@@ -39,6 +39,8 @@ class ModuleOptions:
     signatures; otherwise the net's own Slim BN decay is a constant.
   num_classes: logits width (classification modules).
   image_module_info: attach ImageModuleInfo (TF1 v3).
+  input_quant_range: (min, max) of the 8-bit fake quantization of the
+    scaled input (quantops modules), or None.
   """
   net: slim_nets.SlimNet
   kind: str
@@ -48,6 +50,7 @@ class ModuleOptions:
   num_classes: int
   preprocessing: str
   image_module_info: bool
+  input_quant_range: Optional[tuple] = None
 
   @property
   def output_dim(self):
@@ -78,6 +81,7 @@ def options_for(entry, kind, version, *, num_classes=None,
       num_classes=num_classes or net.num_classes,
       preprocessing=preprocessing_kind or net.preprocessing,
       image_module_info=spec.image_module_info,
+      input_quant_range=spec.input_quant_range,
   )
 
 
@@ -118,7 +122,8 @@ def build_net(options, images, batch_norm_decay, is_training):
   Shared by the TF1 module_fn and the TF2 SavedModel body.
   """
   with tf.name_scope("hub_input/"):  # re-enters the scope of the inputs
-    net_input = preprocessing.to_net_range(images, options.preprocessing)
+    net_input = preprocessing.to_net_range(images, options.preprocessing,
+                                           options.input_quant_range)
   classify = options.kind == catalog.CLASSIFICATION
   output = options.net.build(
       net_input, num_classes=options.num_classes if classify else 0,

@@ -44,13 +44,14 @@ class NetGraph:
 
 def build(net, *, num_classes, image_size=None, is_training=False,
           batch_norm_decay=None, momentum_input=False,
-          preprocessing_kind=None, seed=None):
+          preprocessing_kind=None, seed=None, input_quant_range=None):
   """Builds `net` (a SlimNet or its name) in a new graph on [0, 1] inputs.
 
   The BN decay is `batch_norm_decay` (default: the net's Slim value), or with
   `momentum_input` a scalar placeholder_with_default fed at run time. A
   `seed` makes the graph's random ops (dropout, drop path) draw the same
-  values in every new session.
+  values in every new session. `input_quant_range` (min, max) fake-quantizes
+  the scaled input to 8 bits, as quantops modules do.
   """
   if isinstance(net, str):
     net = slim_nets.get(net)
@@ -68,7 +69,7 @@ def build(net, *, num_classes, image_size=None, is_training=False,
           tf.constant(decay, tf.float32), [], name="batch_norm_momentum")
       decay = momentum
     net_input = preprocessing.to_net_range(
-        images, preprocessing_kind or net.preprocessing)
+        images, preprocessing_kind or net.preprocessing, input_quant_range)
     output = net.build(net_input, num_classes=num_classes,
                        is_training=is_training, batch_norm_decay=decay)
     features = tf.reshape(output.features, [-1, net.num_features])

@@ -50,21 +50,26 @@ def reference_checkpoint(tmp_path_factory):
   return checkpoint
 
 
-@pytest.fixture(scope="session")
-def exported_module(tmp_path_factory, reference_checkpoint):
+def export_once(root, checkpoint):
   """Returns a function (stem, kind, version) -> directory of that module,
-  exported once per session from the stem's deterministic checkpoint."""
+  exported under `root` on first use from checkpoint(stem)."""
   from slimhub import export  # pylint: disable=g-import-not-at-top
   cache = {}
-  root = tmp_path_factory.mktemp("modules")
 
   def module(stem, kind, version):
     key = (stem, kind, version)
     if key not in cache:
       target = root / stem / kind / str(version)
-      export.export_module(stem, kind, version, reference_checkpoint(stem),
+      export.export_module(stem, kind, version, checkpoint(stem),
                            str(target))
       cache[key] = str(target)
     return cache[key]
 
   return module
+
+
+@pytest.fixture(scope="session")
+def exported_module(tmp_path_factory, reference_checkpoint):
+  """Returns a function (stem, kind, version) -> directory of that module,
+  exported once per session from the stem's deterministic checkpoint."""
+  return export_once(tmp_path_factory.mktemp("modules"), reference_checkpoint)

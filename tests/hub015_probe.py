@@ -2,7 +2,10 @@
 
 Loads a TF1 Hub module with hub.Module the way TF1 users did and prints one
 JSON object of observations for test_hub015.py to assert on. Usage:
-  python hub015_probe.py MODULE_DIR IMAGES.npy [--bn_hparams]
+  python hub015_probe.py MODULE_DIR IMAGES.npy [--bn_hparams | --inference_only]
+
+--inference_only probes only the default graph (quantops modules have no
+{"train"} variant).
 """
 
 import json
@@ -61,11 +64,16 @@ def main():
       "tags": sorted(sorted(tags) for tags in spec.get_tags()),
       "signatures": sorted(spec.get_signature_names()),
       "inference": _run_module(path, images, None, False, "default"),
-      "train_frozen": _run_module(path, images, {"train"}, False,
-                                  "image_feature_vector"),
-      "train": _run_module(path, images, {"train"}, True,
-                           "image_feature_vector"),
   }
+  if "--inference_only" in sys.argv:
+    result["inference_trainable"] = _run_module(path, images, None, True,
+                                                "default")
+    print(json.dumps(result))
+    return
+  result["train_frozen"] = _run_module(path, images, {"train"}, False,
+                                       "image_feature_vector")
+  result["train"] = _run_module(path, images, {"train"}, True,
+                                "image_feature_vector")
   if bn_hparams:
     name = "image_feature_vector_with_bn_hparams"
     result["train_momentum_0.99"] = _run_module(path, images, {"train"}, True,

@@ -17,6 +17,7 @@ from slimhub.verify import layout
 # CI's sample: one handle of every net family, together every version.
 SAMPLE = {
     ("mobilenet_v1_025_128", "feature_vector", 1),
+    ("mobilenet_v1_050_160/quantops", "classification", 3),
     ("mobilenet_v2_035_96", "classification", 2),
     ("mobilenet_v3_small_075_224", "feature_vector", 5),
     ("inception_v1", "classification", 3),

@@ -32,6 +32,7 @@ OWN_FLAGS = {
                            "versions", "jobs", "archive", "download"],
     "slimhub-fetch-checkpoint": ["net", "cache_dir", "base_url", "sha256",
                                  "timeout"],
+    "slimhub-tflite": ["module_dir", "output"],
 }
 TF_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-gpu",
                     "tensorflow-intel", "tensorflow-macos")

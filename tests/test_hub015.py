@@ -27,12 +27,15 @@ def hub015_python():
   return hub015_env.python()
 
 
-def probe(python, module_dir, images, tmp_path, bn_hparams):
+def probe(python, module_dir, images, tmp_path, bn_hparams,
+          inference_only=False):
   images_file = tmp_path / "images.npy"
   np.save(images_file, images)
   command = [python, PROBE, module_dir, str(images_file)]
   if bn_hparams:
     command.append("--bn_hparams")
+  if inference_only:
+    command.append("--inference_only")
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH="")
   result = subprocess.run(command, capture_output=True, text=True, env=env,
                           check=False)

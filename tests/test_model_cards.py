@@ -195,3 +195,20 @@ def test_card_facts_match_the_slim_nets():
     slim_net = slim_nets.get(catalog.find(net).net)
     assert slim_net.num_features == num_features, net
     assert slim_net.num_classes == 1001, net
+
+
+def test_quantops_cards_are_inference_only_with_tflite_and_changelog():
+  for version in (1, 3):
+    text = _card("mobilenet_v1_025_128/quantops", "classification", version)
+    metadata = tfhub_doc_checks.check_card(text)
+    assert metadata["fine-tunable"] == ["false"]
+    _assert_all_in(text, [
+        "quantization-aware training", "cannot be fine-tuned",
+        f"slimhub-tflite --module_dir={version} --output=model.tflite",
+        "mobilenet_v1_0.25_128_quant/mobilenet_v1_0.25_128_quant.ckpt"])
+    assert "batch_norm_momentum" not in text
+  assert "over [-1, 1]" in _card("mobilenet_v1_025_128/quantops",
+                                 "feature_vector", 1)
+  _assert_all_in(text, ["over [-1.0005, 1.0005]", "#### Version 3",
+                        "Widened the quantization range of the input image "
+                        "by 0.05%", "hub/issues/109"])

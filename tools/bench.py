@@ -19,7 +19,11 @@ baseline, as the median of --repeats runs (min and max shown):
    with tf.train.Checkpoint in a fresh process. Targets: time <= 3x the
    floor; peak RSS <= (TF import baseline) + 3x the checkpoint size.
 4. size: bytes on disk of each module against its variables. Target <= 1.05x.
-5. regenerate: modules/hour of slimhub-regenerate per family on a stratified
+5. tflite (mobilenet_v1 nets, e.g. --nets=mobilenet_v1_100_224): images/s at
+   batch 1 of the all-integer TFLite model of the net's quantops module
+   against that fake-quant module (hub.load signature) and against the float
+   TFLite model of the float module (v5), with the model file sizes.
+6. regenerate: modules/hour of slimhub-regenerate per family on a stratified
    sample (--regenerate_nets, one small stem per family; feature_vector at
    versions 1/3/5) with --engine=local and --engine=beam at 2 workers, against
    today's engine on main (--baseline_python, a fresh process per module),
@@ -46,7 +50,8 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_NETS = ("mobilenet_v2_100_224", "inception_v3", "pnasnet_large")
-PARTS = ("inference", "peer", "export", "size", "regenerate")
+PARTS = ("inference", "peer", "export", "size", "tflite", "regenerate")
+TFLITE_THREADS = 2
 REGENERATE_NETS = ("mobilenet_v1_025_128", "mobilenet_v2_035_96",
                    "mobilenet_v3_small_075_224", "inception_v1",
                    "resnet_v1_50")
@@ -370,44 +375,106 @@ def regenerate_markdown(result):
   return "\n".join(out)
 
 
+def _tflite_runner(path, image):
+  """A run() of one uint8 or float TFLite invocation on `image` in [0, 1]."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  interpreter = tf.lite.Interpreter(model_path=path,
+                                    num_threads=TFLITE_THREADS)
+  interpreter.allocate_tensors()
+  details = interpreter.get_input_details()[0]
+  if details["dtype"] == np.uint8:
+    scale, zero_point = details["quantization"]
+    image = np.round(image / scale + zero_point).astype(np.uint8)
+
+  def run():
+    interpreter.set_tensor(details["index"], image)
+    interpreter.invoke()
+  return run
+
+
+def bench_tflite(workspace, net, repeats):
+  """Rows of images/s at batch 1: integer TFLite vs the fake-quant module
+  and vs the float TFLite model, with file sizes."""
+  import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
+  from slimhub import catalog  # pylint: disable=g-import-not-at-top
+  from slimhub import tflite  # pylint: disable=g-import-not-at-top
+  quantops = f"{net}/quantops"
+  size = catalog.find(quantops).image_size
+  quant_module = workspace.module(quantops, 3)
+  models = {}
+  for name, module in (("uint8", quant_module),
+                       ("float", workspace.module(net, 5))):
+    path = os.path.join(workspace.work_dir, "tflite", net, f"{name}.tflite")
+    if not os.path.exists(path):
+      tflite.convert(module, path)
+    models[name] = path
+  image = np.random.default_rng(0).uniform(
+      0, 1, (1, size, size, 3)).astype(np.float32)
+  signature = hub.load(quant_module).signatures["default"]
+  variants = {
+      "uint8 TFLite (quantops)": _tflite_runner(models["uint8"], image),
+      "fake-quant module v3, hub.load signature":
+          lambda: signature(images=image),
+      "float TFLite (v5 module)": _tflite_runner(models["float"], image),
+  }
+  results = _images_per_second(variants, 1, repeats)
+  integer = results["uint8 TFLite (quantops)"]["median"]
+  files = {"uint8 TFLite (quantops)": os.path.getsize(models["uint8"]),
+           "fake-quant module v3, hub.load signature":
+               _directory_bytes(quant_module),
+           "float TFLite (v5 module)": os.path.getsize(models["float"])}
+  return [{"part": "tflite", "net": net, "batch": 1, "variant": name,
+           "images_per_s": result, "bytes": files[name],
+           "integer_speedup": integer / result["median"]}
+          for name, result in results.items()]
+
+
 def _fmt_stats(stats, unit=""):
   return (f"{stats['median']:.3g}{unit} "
           f"[{stats['min']:.3g}–{stats['max']:.3g}]")
 
 
+def _table(rows, parts, header, row_text):
+  """Markdown lines of the rows of `parts`: header, rule, rows, blank."""
+  selected = [r for r in rows if r["part"] in parts]
+  if not selected:
+    return []
+  rule = "|" + "---|" * (header.count("|") - 1)
+  return [header, rule] + [row_text(r) for r in selected] + [""]
+
+
 def markdown(rows):
   """The report as markdown tables, one per part."""
-  out = []
-  speed = [r for r in rows if r["part"] in ("inference", "peer")]
-  if speed:
-    out += ["| net | batch | variant | images/s median [min–max] | ratio |"
-            " target |", "|---|---|---|---|---|---|"]
-    for r in speed:
-      out.append(f"| {r['net']} | {r['batch']} | {r['variant']} | "
+  out = _table(
+      rows, ("inference", "peer"),
+      "| net | batch | variant | images/s median [min–max] | ratio | target |",
+      lambda r: (f"| {r['net']} | {r['batch']} | {r['variant']} | "
                  f"{_fmt_stats(r['images_per_s'])} | {r['ratio']:.2f} "
-                 f"({r['ratio_of']}) | {r['target']} |")
-    out.append("")
-  export_rows = [r for r in rows if r["part"] == "export"]
-  if export_rows:
-    out += ["| net | export | wall s [min–max] | floor s | time ratio | "
-            "peak RSS MB | budget MB (TF + 3x ckpt) | RSS / budget |",
-            "|---|---|---|---|---|---|---|---|"]
-    for r in export_rows:
-      out.append(
-          f"| {r['net']} | v{r['version']} | {_fmt_stats(r['wall_s'])} | "
-          f"{r['floor_wall_s']['median']:.3g} | {r['time_ratio']:.2f} | "
-          f"{r['peak_rss_bytes']['median'] / 2**20:.0f} | "
-          f"{r['rss_budget_bytes'] / 2**20:.0f} | "
-          f"{r['rss_ratio_to_budget']:.2f} |")
-    out.append("")
-  size_rows = [r for r in rows if r["part"] == "size"]
-  if size_rows:
-    out += ["| net | module | bytes on disk | variables bytes | ratio |",
-            "|---|---|---|---|---|"]
-    for r in size_rows:
-      out.append(f"| {r['net']} | v{r['version']} | {r['module_bytes']:,} | "
-                 f"{r['variables_bytes']:,} | {r['ratio']:.3f} |")
-  return "\n".join(out)
+                 f"({r['ratio_of']}) | {r['target']} |"))
+  out += _table(
+      rows, ("export",),
+      "| net | export | wall s [min–max] | floor s | time ratio | "
+      "peak RSS MB | budget MB (TF + 3x ckpt) | RSS / budget |",
+      lambda r: (f"| {r['net']} | v{r['version']} | "
+                 f"{_fmt_stats(r['wall_s'])} | "
+                 f"{r['floor_wall_s']['median']:.3g} | "
+                 f"{r['time_ratio']:.2f} | "
+                 f"{r['peak_rss_bytes']['median'] / 2**20:.0f} | "
+                 f"{r['rss_budget_bytes'] / 2**20:.0f} | "
+                 f"{r['rss_ratio_to_budget']:.2f} |"))
+  out += _table(
+      rows, ("size",),
+      "| net | module | bytes on disk | variables bytes | ratio |",
+      lambda r: (f"| {r['net']} | v{r['version']} | {r['module_bytes']:,} | "
+                 f"{r['variables_bytes']:,} | {r['ratio']:.3f} |"))
+  out += _table(
+      rows, ("tflite",),
+      "| net | batch | variant | images/s median [min–max] | "
+      "uint8 TFLite speed-up | bytes |",
+      lambda r: (f"| {r['net']} | {r['batch']} | {r['variant']} | "
+                 f"{_fmt_stats(r['images_per_s'])} | "
+                 f"{r['integer_speedup']:.2f}x | {r['bytes']:,} |"))
+  return "\n".join(out).rstrip("\n")
 
 
 def main():
@@ -440,6 +507,8 @@ def main():
       rows += bench_export(workspace, net, args.repeats)
     if "size" in parts:
       rows += bench_size(workspace, net)
+    if "tflite" in parts:
+      rows += bench_tflite(workspace, net, args.repeats)
   if "regenerate" in parts:
     regenerate = bench_regenerate(workspace, args.regenerate_nets.split(","),
                                   args.baseline_python)

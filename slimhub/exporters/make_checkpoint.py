@@ -6,8 +6,11 @@ r"""slimhub-make-checkpoint: a deterministic, UNTRAINED Slim checkpoint.
 
 For trying the pipeline without downloads, for tests and demos. The values
 depend only on each variable's name, shape and the seed (the scheme of the
-reference data); they classify nothing. With --checkpoint_dir the
-checkpoint is written where the official tarball would extract it.
+reference data); they classify nothing. Quantops nets also get their
+weights_quant / act_quant ranges, calibrated on deterministic images, and
+the EMA helpers of a quantization-aware checkpoint
+(slimhub.quant_calibration). With --checkpoint_dir the checkpoint is
+written where the official tarball would extract it.
 """
 
 import os
@@ -18,6 +21,7 @@ from absl import flags
 from slimhub import catalog
 from slimhub import deterministic
 from slimhub import net_graph
+from slimhub import quant_calibration
 from slimhub.exporters import common
 
 _NET = flags.DEFINE_string("net", None, "Catalogue net (see slimhub-catalog).")
@@ -52,6 +56,10 @@ def make_checkpoint(net, seed, prefix=None, checkpoint_dir=None):
                        "pass --output")
     prefix = os.path.join(checkpoint_dir, entry.checkpoint)
   os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
+  if entry.quantized:
+    from slimhub import slim_nets  # pylint: disable=g-import-not-at-top
+    return quant_calibration.write_checkpoint(
+        slim_nets.get(entry.net), entry.image_size, seed, prefix)
   return deterministic.write_checkpoint(checkpoint_variables(entry), seed,
                                         prefix)
 

@@ -34,6 +34,9 @@ SUPPORTED_COLLECTIONS = frozenset([
     hub_protos.ATTACHMENTS_COLLECTION,
 ])
 VARIABLES_PREFIX = os.path.join("variables", "variables")
+# The ops of quantization-aware graphs (quantops modules).
+FAKE_QUANT_OPS = frozenset({"FakeQuantWithMinMaxVars",
+                            "FakeQuantWithMinMaxArgs"})
 
 
 class ModuleGraphError(ValueError):
@@ -154,6 +157,11 @@ def read_saved_model(directory):
   """The SavedModel proto of a module directory."""
   with open(os.path.join(directory, "saved_model.pb"), "rb") as f:
     return saved_model_pb2.SavedModel.FromString(f.read())
+
+
+def has_fake_quant(meta_graph):
+  """Whether a graph variant computes with fake quantization."""
+  return any(node.op in FAKE_QUANT_OPS for node in meta_graph.graph_def.node)
 
 
 def meta_graph_for(saved_model, tags):

@@ -16,35 +16,38 @@ from slimhub.slim_nets.heads import pooled_logits_head
 from slimhub.slim_nets.registry import SlimNet
 
 # (stride, output depth) of the 13 depthwise-separable layers after Conv2d_0.
-_SEPARABLE_LAYERS = ((1, 64), (2, 128), (1, 128), (2, 256), (1, 256),
-                     (2, 512), (1, 512), (1, 512), (1, 512), (1, 512),
-                     (1, 512), (2, 1024), (1, 1024))
-_STEM_DEPTH = 32
+SEPARABLE_LAYERS = ((1, 64), (2, 128), (1, 128), (2, 256), (1, 256),
+                    (2, 512), (1, 512), (1, 512), (1, 512), (1, 512),
+                    (1, 512), (2, 1024), (1, 1024))
+STEM_DEPTH = 32
 _MIN_DEPTH = 8
 BN_DECAY = 0.9997
 _DROPOUT_KEEP_PROB = 0.999
 
 
+def depth(channels, multiplier):
+  """Output channels of a layer of `channels` at depth `multiplier`."""
+  return max(int(channels * multiplier), _MIN_DEPTH)
+
+
 def build(images, *, num_classes, is_training, batch_norm_decay,
           depth_multiplier=1.0):
   """Builds MobilenetV1 at `depth_multiplier`; see registry for the contract."""
-  def depth(channels):
-    return max(int(channels * depth_multiplier), _MIN_DEPTH)
-
   end_points = {}
   with slim.arg_scope(mobilenet_blocks.arg_scope(is_training, batch_norm_decay,
                                                  tf.nn.relu6)):
     with tf.compat.v1.variable_scope("MobilenetV1", values=[images]):
-      net = slim.conv2d(images, depth(_STEM_DEPTH), [3, 3], stride=2,
-                        scope="Conv2d_0")
+      net = slim.conv2d(images, depth(STEM_DEPTH, depth_multiplier), [3, 3],
+                        stride=2, scope="Conv2d_0")
       end_points["Conv2d_0"] = net
-      for index, (stride, channels) in enumerate(_SEPARABLE_LAYERS, start=1):
+      for index, (stride, channels) in enumerate(SEPARABLE_LAYERS, start=1):
         name = f"Conv2d_{index}_depthwise"
         net = slim.separable_conv2d(net, None, [3, 3], depth_multiplier=1,
                                     stride=stride, scope=name)
         end_points[name] = net
         name = f"Conv2d_{index}_pointwise"
-        net = slim.conv2d(net, depth(channels), [1, 1], stride=1, scope=name)
+        net = slim.conv2d(net, depth(channels, depth_multiplier), [1, 1],
+                          stride=1, scope=name)
         end_points[name] = net
       return pooled_logits_head(
           net, end_points, num_classes=num_classes, is_training=is_training,
@@ -67,5 +70,6 @@ def _net(multiplier_id, multiplier):
   )
 
 
-NETS = tuple(_net(mid, m) for mid, m in
-             (("100", 1.0), ("075", 0.75), ("050", 0.5), ("025", 0.25)))
+_WIDTHS = (("100", 1.0), ("075", 0.75), ("050", 0.5), ("025", 0.25))
+MULTIPLIERS = tuple(multiplier for _, multiplier in _WIDTHS)
+NETS = tuple(_net(mid, m) for mid, m in _WIDTHS)

@@ -52,6 +52,8 @@ class SlimNet:
   logits_variable: checkpoint name of the logits weights; its last dimension
     is the class count of a given checkpoint.
   variable_size: whether the graph can take inputs of unknown height/width.
+  inference_only: the net has no training graph (is_training must be False):
+    quantized nets whose folded batch norm never updates.
   """
   name: str
   family: str
@@ -64,6 +66,7 @@ class SlimNet:
   num_classes: int
   logits_variable: str
   variable_size: bool
+  inference_only: bool = False
 
 
 _REGISTRY: dict = {}

@@ -123,7 +123,8 @@ def checkpoint_parity(context):
       net, num_classes=(expectation.num_classes if classify else None)
       or net.num_classes,
       image_size=height if height == width else None,
-      preprocessing_kind=expectation.preprocessing)
+      preprocessing_kind=expectation.preprocessing,
+      input_quant_range=expectation.input_quant_range)
   images = context.images()
   try:
     reference = net_graph.run(graph, context.checkpoint, images)

@@ -20,6 +20,7 @@ from typing import Optional
 from slimhub import catalog
 from slimhub import slim_nets
 from slimhub.formats import hub_protos
+from slimhub.formats import tf1_hub
 from slimhub.verify import reading
 
 EXPECT = "--expect"
@@ -38,6 +39,9 @@ class Expectation:
   catalogued: the module claims to be one of the Slim collection's (from
   --expect or its metadata), so the collection's stricter rules apply:
   end points in named signatures, exactly the four TF2 traces.
+  inference_only: a quantops module: tag set [] alone, no UPDATE_OPS, no
+    weight decay, fake quantization at every conv.
+  input_quant_range: the (min, max) of its input fake quantization.
   """
   source: str
   format: str
@@ -54,6 +58,8 @@ class Expectation:
   end_point_prefix: Optional[str] = None
   net: Optional[str] = None
   preprocessing: Optional[str] = None
+  inference_only: bool = False
+  input_quant_range: Optional[tuple] = None
   note: str = ""
 
   @property
@@ -124,7 +130,8 @@ def _from_entry(entry, kind, version, source, note=""):
   classify = kind == catalog.CLASSIFICATION
   return Expectation(
       source=source, format=spec.format, version=version,
-      bn_hparams=spec.bn_hparams, image_module_info=spec.image_module_info,
+      bn_hparams=spec.bn_hparams and not (net and net.inference_only),
+      image_module_info=spec.image_module_info,
       serving_default=spec.serving_default,
       handle=entry.handle(kind, version) if entry.stem else None, kind=kind,
       image_size=(entry.image_size,) * 2 if entry.image_size else None,
@@ -133,7 +140,8 @@ def _from_entry(entry, kind, version, source, note=""):
       num_classes=net.num_classes if net and classify else None,
       end_point_prefix=net.scope if net else None,
       net=entry.net or None, preprocessing=net.preprocessing if net else None,
-      note=note)
+      inference_only=bool(net and net.inference_only),
+      input_quant_range=spec.input_quant_range, note=note)
 
 
 def from_catalogue(expect):
@@ -163,7 +171,12 @@ def _from_metadata(metadata):
       num_features=metadata["num_features"],
       num_classes=metadata["num_classes"],
       end_point_prefix=metadata.get("end_point_prefix"),
-      preprocessing=metadata.get("preprocessing"))
+      preprocessing=metadata.get("preprocessing"),
+      input_quant_range=_optional_pair(metadata.get("input_quant_range")))
+
+
+def _optional_pair(value):
+  return tuple(value) if value else None
 
 
 def image_input(signatures):
@@ -212,8 +225,11 @@ def _inferred_tf1(module):
   note = f"it has {'' if bn_hparams else 'no '}*{BN_SUFFIX} signatures"
   expectation = _from_entry(_synthetic_entry(version), kind, version,
                             INFERRED, note)
+  inference_only = (len(module.variants) == 1 and not inference.tags
+                    and tf1_hub.has_fake_quant(inference.meta_graph))
   return dataclasses.replace(expectation, image_size=size,
-                             variable_size=variable)
+                             variable_size=variable,
+                             inference_only=inference_only)
 
 
 def _inferred_tf2(module):

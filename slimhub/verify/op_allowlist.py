@@ -39,8 +39,9 @@ _GROUPS = {
     # branches and loop bodies are scanned too.
     "calls": ("StatefulPartitionedCall", "PartitionedCall", "If",
               "StatelessIf", "While", "StatelessWhile", "Case"),
-    # Quantized mobilenets' fake quantization.
-    "quantization": ("FakeQuantWithMinMaxVars",),
+    # Quantized mobilenets: fake quantization, batch norm folded with rsqrt.
+    "quantization": ("FakeQuantWithMinMaxVars", "FakeQuantWithMinMaxArgs",
+                     "Rsqrt"),
     # Not in slimhub's exports, in image modules made with plain TF or
     # Keras (tests/test_verify.py's foreign modules): Keras' unfused batch
     # moments and TF1's random_normal initializer.

@@ -79,9 +79,15 @@ def module_def(context):
 
 @check("tf1.tags")
 def tags(context):
-  """The graph variants are exactly [] (inference) and [train], once each."""
+  """The graph variants are exactly [] (inference) and [train], once each;
+  an inference-only (quantops) module has [] alone."""
   tag_sets = [variant.tags for variant in context.module.variants]
   labels = [variant.label for variant in context.module.variants]
+  if context.expectation.inference_only:
+    if tag_sets != [()]:
+      raise Failed(f"tag sets {', '.join(labels)}; an inference-only module "
+                   "has the [] variant alone")
+    return "tag set [] alone (inference-only module)"
   problems = [f"tag set {label} appears {labels.count(label)} times"
               for label in sorted(set(labels)) if labels.count(label) > 1]
   if () not in tag_sets:
@@ -370,6 +376,8 @@ def regularization_losses(context):
   """REGULARIZATION_LOSSES are in every variant and evaluate to finite
   scalars with a positive sum."""
   module = context.module
+  if context.expectation.inference_only:
+    raise Skipped("inference-only module: nothing to fine-tune")
   empty = [v.label for v in module.variants
            if not v.node_names("regularization_losses")]
   if len(empty) == len(module.variants) and not context.expectation.catalogued:
@@ -398,8 +406,16 @@ def _moving_means(variant):
 
 @check("tf1.update_ops_present")
 def update_ops_present(context):
-  """The [train] variant has UPDATE_OPS and the [] variant none."""
+  """The [train] variant has UPDATE_OPS and the [] variant none; an
+  inference-only module has none at all."""
   module = context.module
+  if context.expectation.inference_only:
+    updating = [v.label for v in module.variants
+                if v.node_names("update_ops")]
+    if updating:
+      raise Failed(f"UPDATE_OPS in {_variants_text(updating)}; an "
+                   "inference-only module updates nothing")
+    return "no UPDATE_OPS (inference-only module)"
   train = module.variant(*TRAIN)
   if train is None:
     raise Skipped("no [train] variant (see tf1.tags)")
@@ -453,6 +469,8 @@ def _update_changes(context, momentum=None):
 def update_ops_move_statistics(context):
   """Running the [train] variant's UPDATE_OPS once on a batch moves every
   moving_mean."""
+  if context.module.variant(*TRAIN) is None:
+    raise Skipped("no [train] variant")
   changes = _update_changes(context)
   if not changes:
     raise Skipped("no moving_mean variables")

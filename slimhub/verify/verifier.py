@@ -21,6 +21,7 @@ from slimhub.verify import context as context_lib
 from slimhub.verify import expectations
 from slimhub.verify import golden
 from slimhub.verify import layout
+from slimhub.verify import quant_checks
 from slimhub.verify import reading
 from slimhub.verify import security
 from slimhub.verify import tf1_checks
@@ -28,7 +29,7 @@ from slimhub.verify import tf2_checks
 
 DETECT = "format.detect"
 NO_EXPECT = "none"  # --expect=none: no golden layout, not even the metadata's
-FORMAT_CHECKS = {reading.TF1_HUB: tf1_checks.CHECKS,
+FORMAT_CHECKS = {reading.TF1_HUB: tf1_checks.CHECKS + quant_checks.CHECKS,
                  reading.TF2_SAVED_MODEL: tf2_checks.CHECKS}
 
 
