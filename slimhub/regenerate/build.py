@@ -1,32 +1,29 @@
-"""One module of slimhub-regenerate, built in a process of its own.
+"""The one unit of work of slimhub-regenerate: build module K.
 
-The parent runs ``python -m slimhub.regenerate_worker TASK_JSON`` per module
-so that TensorFlow graphs, memory and crashes stay isolated. The worker
-exports the module into its work directory, verifies it, renders its model
-card and archive, and only then moves them into place; it reports the
-module's manifest record in ``<work_dir>/result.json``.
+build(task) exports the module of a task (see plan.plan) into the task's
+work directory, verifies it, renders its model card and archive, and only
+then moves them into place; it returns the module's manifest record. Every
+engine calls it, in a worker process (worker.py) that isolates TensorFlow
+graphs, memory and crashes.
 
-Its stdin is a pipe the parent never writes to: when the parent dies, even
-by SIGKILL, the pipe closes and the worker exits at once. What it leaves
-behind lies in its work directory, which the next run removes.
+The work directory is local to the worker. When the output directory is on
+the same filesystem, the module is renamed into place; otherwise (another
+filesystem, or a gs://, s3://, hdfs:// path Beam's FileSystems knows) it is
+copied, and the caller commits the record last, so a half-copied module is
+never taken as done.
 """
 
 import collections
 import json
 import os
 import shutil
-import sys
-import threading
 import time
 
 from slimhub import catalog
 from slimhub import export
-from slimhub import manifest
-from slimhub import model_cards
+from slimhub.regenerate import cards as model_cards
+from slimhub.regenerate import manifest
 from slimhub.formats import archive
-
-RESULT_FILE = "result.json"
-
 
 class BuildError(ValueError):
   """A module that cannot be built or placed; the message says why."""
@@ -139,6 +136,7 @@ def build(task):
     archive.write(staged.module, staged.archive)
   signatures = signature_summary(staged.module)
   _place(staged, final, task["archive"], task["work_dir"])
+  shutil.rmtree(os.path.join(task["work_dir"], "retired"), ignore_errors=True)
 
   relative = lambda path: os.path.relpath(path, output_dir)
   outputs = manifest.relative_files(final.module, output_dir) + [
@@ -150,6 +148,7 @@ def build(task):
       "kind": kind,
       "version": version,
       "format": metadata["format"],
+      "content_sha256": manifest.content_digest(final.module),
       "inputs": task["inputs"],
       "checkpoint_files": task["checkpoint_files"],
       "files": {path: manifest.file_record(os.path.join(output_dir, path))
@@ -163,34 +162,3 @@ def build(task):
       "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
       "build_seconds": round(time.time() - started, 1),
   }
-
-
-def _exit_with_parent():
-  """Returns only when stdin closes, i.e. the parent died; then exits."""
-  sys.stdin.buffer.read()
-  os._exit(3)  # pylint: disable=protected-access
-
-
-def main():
-  task = json.loads(sys.argv[1])
-  threading.Thread(target=_exit_with_parent, daemon=True).start()
-  from slimhub.exporters import common  # pylint: disable=g-import-not-at-top
-  common.quiet_tensorflow()
-  try:
-    result = {"status": "built", "record": build(task)}
-  except (BuildError, export.ExportError) as error:
-    result = {"status": "failed", "reason": str(error)}
-  except Exception as error:  # pylint: disable=broad-except
-    # Any other failure is reported like the others; the log has the trace.
-    import traceback  # pylint: disable=g-import-not-at-top
-    traceback.print_exc()
-    result = {"status": "failed",
-              "reason": f"{type(error).__name__}: {error}"}
-  retired = os.path.join(task["work_dir"], "retired")
-  shutil.rmtree(retired, ignore_errors=True)
-  manifest.write_atomically(os.path.join(task["work_dir"], RESULT_FILE),
-                            json.dumps(result))
-
-
-if __name__ == "__main__":
-  main()
