@@ -470,6 +470,8 @@ def test_beam_builds_what_local_builds(tmp_path, checkpoint_dir, first_run):
   built = run(command)
   assert built.returncode == 0, built.stdout + built.stderr
   assert "Beam pipeline on FnApiRunner for 7 modules" in built.stdout
+  # Beam's workers and TensorFlow stay quiet: stderr has no INFO lines.
+  assert built.stderr == "", built.stderr
   assert _summary_counts(built.stdout) == (
       "Summary: 7 built, 0 up to date, 0 skipped, 0 failed")
   check_outputs(output, checkpoint_dir)

@@ -10,10 +10,14 @@ failed modules go to the dead-letter output with their reason. The driver
 merges the records into the manifest once, after the pipeline ended (and a
 later run merges those of a driver that was killed).
 
+For a URL --output_dir (gs://, s3://, ... see files.py), BuildModules
+copies the checkpoint to a worker-local directory, has the module built into
+another, copies the files to the output and commits the record after them.
+
 Without --runner the pipeline runs offline on this machine: the FnApiRunner
-in multi_processing mode with --direct_num_workers (default --jobs)
-processes. Beam's DirectRunner would first try the Prism runner, which
-downloads a binary.
+with --direct_num_workers (default --jobs) quiet SDK worker processes
+(sdk_worker.py). Beam's DirectRunner would first try the Prism runner,
+which downloads a binary.
 """
 
 import collections
@@ -52,6 +56,8 @@ class BuildModules(beam.DoFn):
     self.records_dir = records_dir
     self.worker = None
     self.scratch = None
+    self.checkpoints = None  # digest -> local copy, for URL checkpoints
+    self.counter = None
 
   def setup(self):
     self.scratch = tempfile.mkdtemp(prefix="slimhub-beam-")
@@ -65,8 +71,10 @@ class BuildModules(beam.DoFn):
   def process(self, task):
     started = time.time()
     remote = files.is_remote(task["output_dir"])
+    local_task = self._localized(task) if remote else task
     try:
-      local_task = self._localized(task) if remote else task
+      if remote:
+        self._copy_checkpoint(task, local_task)
       result = self._build(local_task)
       if result["status"] == worker_lib.BUILT and remote:
         self._publish(task, local_task, result["record"])
@@ -92,18 +100,21 @@ class BuildModules(beam.DoFn):
     return self.worker.wait()
 
   def _localized(self, task):
-    """`task` reading a local copy of its checkpoint and building into a
-    worker-local output directory."""
+    """`task` reading a local copy of its checkpoint (_copy_checkpoint) and
+    building into a worker-local output directory."""
     number = next(self.counter)
-    return dict(task, checkpoint=self._local_checkpoint(task),
+    directory = os.path.join(self.scratch, "checkpoints",
+                             task["inputs"]["checkpoint_sha256"])
+    return dict(task, checkpoint=os.path.join(
+        directory, posixpath.basename(task["checkpoint"])),
                 work_dir=os.path.join(self.scratch, f"work-{number}"),
                 output_dir=os.path.join(self.scratch, f"out-{number}"))
 
-  def _local_checkpoint(self, task):
-    """The local prefix of the task's checkpoint, copied once per worker
-    and checked against the hashes the driver planned with."""
+  def _copy_checkpoint(self, task, local_task):
+    """Copies the task's checkpoint where local_task reads it, once per
+    worker, checked against the hashes the driver planned with."""
     digest = task["inputs"]["checkpoint_sha256"]
-    directory = os.path.join(self.scratch, "checkpoints", digest)
+    directory = os.path.dirname(local_task["checkpoint"])
     if digest not in self.checkpoints:
       partial = directory + ".partial"
       shutil.rmtree(partial, ignore_errors=True)
@@ -121,7 +132,6 @@ class BuildModules(beam.DoFn):
       while len(self.checkpoints) > _CACHED_CHECKPOINTS:
         shutil.rmtree(self.checkpoints.popitem(last=False)[1])
     self.checkpoints.move_to_end(digest)
-    return os.path.join(directory, posixpath.basename(task["checkpoint"]))
 
   @staticmethod
   def _publish(task, local_task, record):
