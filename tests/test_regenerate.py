@@ -591,6 +591,14 @@ def test_beam_builds_into_a_beam_filesystem(tmp_path, checkpoint_dir,
       "Summary: 0 built, 2 up to date, 0 skipped, 0 failed")
   assert "Beam pipeline" not in again.stdout
 
+  lock = output / regenerate_lib.LOCK_FILE
+  lock.write_text("another run")
+  locked = run_remote()
+  assert locked.returncode == 1, locked.stdout + locked.stderr
+  assert ("Another slimhub-regenerate is writing to slimhubtest://out "
+          "(slimhubtest://out/.regenerate.lock exists") in locked.stderr
+  assert lock.read_text() == "another run"
+
   refused = subprocess.run(
       regenerate("slimhubtest://ckpts", tmp_path / "local_out",
                  handles=handles, versions="3"),
