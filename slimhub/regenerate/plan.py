@@ -8,7 +8,8 @@ For every selected catalogue handle x version whose checkpoint is in
 `checkpoint_dir` (laid out as the official tarballs extract, see
 catalog.Entry.checkpoint) -- or can be downloaded -- the module is exported
 to ``OUT/<publisher>/<collection>/<net>/<kind>/<version>/`` with its model
-card ``<version>.md`` (and with `archive`, ``<version>.tar.gz``), and
+card ``<version>.md`` (with `archive`, ``<version>.tar.gz``; with `tflite`,
+``<version>.tflite``), and
 recorded in ``OUT/manifest.json`` (slimhub.regenerate.manifest).
 
 plan() turns the selection into tasks, one per module to (re)build, which an
@@ -63,6 +64,7 @@ class Options:
   engine: str = "local"
   publisher: str = "google"
   archive: bool = False
+  tflite: bool = False
   download: bool = False
   base_url: Optional[str] = None
 
@@ -127,6 +129,15 @@ def _locate(entry, options, log):
   return _Source(prefix=prefix, sha256=digest, files=files)
 
 
+def _build_options(options):
+  """The options a module's files depend on; tflite only when asked, so that
+  manifests written before it existed stay up to date."""
+  chosen = {"publisher": options.publisher, "archive": options.archive}
+  if options.tflite:
+    chosen["tflite"] = True
+  return chosen
+
+
 def plan(options, manifest, work_dir, log=print):
   """([Job], [Outcome]): the modules to build, and what the others are."""
   jobs, outcomes, sources = [], [], {}
@@ -152,8 +163,7 @@ def plan(options, manifest, work_dir, log=print):
     inputs = {"checkpoint": entry.checkpoint,
               "checkpoint_sha256": source.sha256,
               "slimhub_version": slimhub.__version__,
-              "options": {"publisher": options.publisher,
-                          "archive": options.archive}}
+              "options": _build_options(options)}
     stale = manifest.stale_reason(key, inputs)
     if stale is None:
       outcomes.append(Outcome(key, UP_TO_DATE))
@@ -162,6 +172,7 @@ def plan(options, manifest, work_dir, log=print):
             "checkpoint": source.prefix, "checkpoint_files": source.files,
             "inputs": inputs, "output_dir": options.output_dir,
             "publisher": options.publisher, "archive": options.archive,
+            "tflite": options.tflite,
             "work_dir": os.path.join(work_dir, str(len(jobs)))}
     jobs.append(Job(key, task, stale))
   return jobs, outcomes
