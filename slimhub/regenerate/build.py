@@ -89,14 +89,16 @@ def signature_summary(module_dir):
   return summary
 
 
-def verify_module(module_dir, entry, kind, version, checkpoint):
+def verify_module(module_dir, entry, kind, version, checkpoint,
+                  reference_cache=None):
   """slimhub-verify's checks of the module against its catalogue entry
   (with its golden layout) and the checkpoint; their record, or BuildError
-  naming the failed checks."""
+  naming the failed checks. reference_cache: see verify.verify."""
   from slimhub import verify  # pylint: disable=g-import-not-at-top
   from slimhub.verify import checks  # pylint: disable=g-import-not-at-top
   report = verify.verify(module_dir, expect=entry.handle(kind, version),
-                         checkpoint=checkpoint)
+                         checkpoint=checkpoint,
+                         reference_cache=reference_cache)
   if not report.passed:
     raise BuildError("slimhub-verify failed:\n" + "\n".join(
         f"{result.id}: {result.detail}" for result in report.results
@@ -147,7 +149,8 @@ def build(task):
   with open(os.path.join(staged.module, export.METADATA_FILE)) as f:
     metadata = json.load(f)
   verification = verify_module(staged.module, entry, kind, version,
-                               task["checkpoint"])
+                               task["checkpoint"],
+                               task.get("reference_cache"))
   with open(staged.card, "w") as f:
     f.write(model_cards.render(
         entry, kind, version, model_cards.ModuleFacts.from_metadata(metadata),

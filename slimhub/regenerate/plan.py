@@ -173,6 +173,8 @@ def plan(options, manifest, work_dir, log=print):
             "inputs": inputs, "output_dir": options.output_dir,
             "publisher": options.publisher, "archive": options.archive,
             "tflite": options.tflite,
+            # Slim outputs of a checkpoint, shared by its modules' checks.
+            "reference_cache": os.path.join(work_dir, "slim-outputs"),
             "work_dir": os.path.join(work_dir, str(len(jobs)))}
     jobs.append(Job(key, task, stale))
   return jobs, outcomes
