@@ -47,7 +47,7 @@ class Entry:
   tarball_base: the base URL the tarball lives under.
   tarball_sha256: the tarball's pinned SHA-256, when known.
   architecture: key of the architecture's model-card facts
-    (slimhub.model_cards.ARCHITECTURES), e.g. "pnasnet-5-large"; every
+    (slimhub.regenerate.cards.ARCHITECTURES), e.g. "pnasnet-5-large"; every
     catalogue entry has one.
   depth_multiplier: the MobileNet width, as the docs write it ("0.25").
   published: False for slimhub extras that Google never put on tfhub.dev.

@@ -15,7 +15,7 @@ import threading
 import pytest
 
 from slimhub import catalog
-from slimhub import fetch
+from slimhub.regenerate import fetch
 from slimhub.exporters import make_checkpoint
 
 NET = "mobilenet_v1_025_128"

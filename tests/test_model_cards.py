@@ -8,7 +8,7 @@ import pytest
 
 import tfhub_doc_checks
 from slimhub import catalog
-from slimhub import model_cards
+from slimhub.regenerate import cards as model_cards
 
 # num_features of the architectures in the checks below (catalogue.md §3).
 _FEATURES = {"pnasnet_large": 4320, "nasnet_large": 4032, "inception_v2": 1024}

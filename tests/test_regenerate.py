@@ -21,9 +21,9 @@ from slimhub import catalog
 from slimhub import checkpoints
 from slimhub import deterministic
 from slimhub import export
-from slimhub import manifest as manifest_lib
-from slimhub import regenerate as regenerate_lib
-from slimhub import regenerate_worker
+from slimhub.regenerate import build as regenerate_worker
+from slimhub.regenerate import manifest as manifest_lib
+from slimhub.regenerate import plan as regenerate_lib
 from slimhub import slim_nets
 from slimhub.exporters import make_checkpoint
 
@@ -32,7 +32,7 @@ SAMPLE_NETS = ("mobilenet_v1_025_128", "mobilenet_v2_035_96",
 SAMPLE = ("imagenet/mobilenet_v1_025_128/feature_vector",
           "imagenet/mobilenet_v2_035_96/classification",
           "imagenet/mobilenet_v3_small_075_224/feature_vector")
-WORKER = "slimhub.regenerate_worker"
+WORKER = "slimhub.regenerate.worker"
 
 
 def _sha256(path):
@@ -116,12 +116,21 @@ def _summary_counts(stdout):
   return line
 
 
-def test_regenerate_skip_and_rebuild(tmp_path, checkpoint_dir):
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, checkpoint_dir):
+  """The local engine's run on the sample: (output dir, its process)."""
+  output = tmp_path_factory.mktemp("first_run") / "out"
+  return output, run(regenerate(checkpoint_dir, output, "--jobs=2",
+                                "--archive"))
+
+
+def test_regenerate_skip_and_rebuild(tmp_path, checkpoint_dir, first_run):
   """The first run builds and records the sample, a second one skips it,
   and a deleted module or a changed card is rebuilt alone."""
   output = tmp_path / "out"
   command = regenerate(checkpoint_dir, output, "--jobs=2", "--archive")
-  first = run(command)
+  shutil.copytree(first_run[0], output)
+  first = first_run[1]
   assert first.returncode == 0, first.stdout + first.stderr
   keys = expected_keys(SAMPLE, (1, 3, 5))
   assert len(keys) == 7
@@ -345,3 +354,237 @@ def test_one_net_per_family(tmp_path):
   assert result.returncode == 0, result.stdout + result.stderr
   manifest = check_outputs(output, tmp_path)
   assert set(manifest["modules"]) == expected_keys(nets, (1, 3, 5))
+
+
+def _parent_pid(pid):
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      return int(f.read().rsplit(")", 1)[1].split()[1])
+  except OSError:
+    return None
+
+
+def test_a_killed_build_fails_its_module_and_is_rebuilt(tmp_path,
+                                                        checkpoint_dir):
+  """SIGKILL of the process building a module (as the kernel's OOM killer
+  would) fails that module, not the run; the next run builds it."""
+  output = tmp_path / "out"
+  command = regenerate(checkpoint_dir, output, versions="1",
+                       handles=("mobilenet_v1_025_128/feature_vector",))
+  process = subprocess.Popen(command, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 600
+  builders = []
+  while not builders and time.time() < deadline and process.poll() is None:
+    workers = _worker_pids(output)
+    builders = [pid for pid in workers if _parent_pid(pid) in workers]
+    time.sleep(0.05)
+  assert builders, "no build process was seen"
+  os.kill(builders[0], signal.SIGKILL)
+  stdout, stderr = process.communicate(timeout=600)
+  assert process.returncode == 1, stdout + stderr
+  assert _summary_counts(stdout) == (
+      "Summary: 0 built, 0 up to date, 0 skipped, 1 failed")
+  assert "build process died (signal 9)" in stdout
+  assert not os.path.exists(
+      output / "google/imagenet/mobilenet_v1_025_128/feature_vector/1")
+
+  again = run(command)
+  assert again.returncode == 0, again.stdout + again.stderr
+  assert _summary_counts(again.stdout) == (
+      "Summary: 1 built, 0 up to date, 0 skipped, 0 failed")
+  check_outputs(output, checkpoint_dir)
+
+
+def _fingerprint_without_uuid(path):
+  from tensorflow.core.protobuf import fingerprint_pb2  # pylint: disable=g-import-not-at-top
+  with open(path, "rb") as f:
+    fingerprint = fingerprint_pb2.FingerprintDef.FromString(f.read())
+  assert fingerprint.uuid, path
+  fingerprint.ClearField("uuid")
+  return fingerprint
+
+
+def _archive_members(path):
+  with tarfile.open(path) as tar:
+    return {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+
+
+def _assert_same_trees(left, right):
+  """Same files; byte-identical but for the uuid of fingerprint.pb (also
+  inside archives); manifest records equal but for timings and the hashes
+  of the files holding that uuid."""
+  ignored = ("manifest.json", ".regenerate.lock")
+  files = [p for p in _module_files(left) if p not in ignored]
+  assert files == [p for p in _module_files(right) if p not in ignored]
+  with_uuid = set()
+  for path in files:
+    a, b = os.path.join(left, path), os.path.join(right, path)
+    if path.endswith("/fingerprint.pb"):
+      assert _fingerprint_without_uuid(a) == _fingerprint_without_uuid(b)
+      with_uuid.add(path)
+    elif path.endswith(".tar.gz"):
+      members_a, members_b = _archive_members(a), _archive_members(b)
+      assert set(members_a) == set(members_b), path
+      for name in members_a:
+        if name == "fingerprint.pb":
+          with_uuid.add(path)
+        else:
+          assert members_a[name] == members_b[name], (path, name)
+    else:
+      with open(a, "rb") as fa, open(b, "rb") as fb:
+        assert fa.read() == fb.read(), path
+  records = []
+  for tree in (left, right):
+    with open(os.path.join(tree, "manifest.json")) as f:
+      modules = json.load(f)["modules"]
+    for record in modules.values():
+      del record["built_at"], record["build_seconds"]
+      for path in with_uuid & set(record["files"]):
+        del record["files"][path]
+    records.append(modules)
+  assert records[0] == records[1]
+
+
+def verify_manifest(output):
+  return run([sys.executable, "-m", "slimhub.exporters.verify",
+              f"--manifest={output}/manifest.json"])
+
+
+def test_beam_builds_what_local_builds(tmp_path, checkpoint_dir, first_run):
+  """--engine=beam on the local multi-process runner with 2 workers gives
+  the local engine's files, byte for byte but for fingerprint.pb's uuid;
+  reruns skip what is built and rebuild a deleted module alone;
+  slimhub-verify --manifest passes on both and names a changed file."""
+  pytest.importorskip("apache_beam", reason="apache-beam is not installed "
+                      "(pip install -e '.[test,beam]')")
+  local, local_run = first_run
+  assert local_run.returncode == 0, local_run.stdout + local_run.stderr
+  output = tmp_path / "beam"
+  command = regenerate(checkpoint_dir, output, "--engine=beam", "--archive",
+                       "--direct_num_workers=2")
+  built = run(command)
+  assert built.returncode == 0, built.stdout + built.stderr
+  assert "Beam pipeline on FnApiRunner for 7 modules" in built.stdout
+  assert _summary_counts(built.stdout) == (
+      "Summary: 7 built, 0 up to date, 0 skipped, 0 failed")
+  check_outputs(output, checkpoint_dir)
+  _assert_same_trees(local, output)
+  for tree in (local, output):
+    verified = verify_manifest(tree)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "manifest  pass" in verified.stdout
+
+  again = run(command)
+  assert again.returncode == 0, again.stdout + again.stderr
+  assert _summary_counts(again.stdout) == (
+      "Summary: 0 built, 7 up to date, 0 skipped, 0 failed")
+  deleted = "google/imagenet/mobilenet_v3_small_075_224/feature_vector/5"
+  shutil.rmtree(output / deleted)
+  rebuilt = run(command)
+  assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+  assert _summary_counts(rebuilt.stdout) == (
+      "Summary: 1 built, 6 up to date, 0 skipped, 0 failed")
+  assert f"built  {deleted}" in rebuilt.stdout
+  _assert_same_trees(local, output)
+
+  changed = f"{deleted}/variables/variables.data-00000-of-00001"
+  with open(output / changed, "r+b") as f:
+    f.seek(100)
+    byte = f.read(1)
+    f.seek(100)
+    f.write(bytes([byte[0] ^ 1]))
+  tampered = verify_manifest(output)
+  assert tampered.returncode == 1
+  problems = [line.strip() for line in tampered.stdout.splitlines()
+              if line.startswith("  ")]
+  assert problems[0].startswith(f"{changed}: differs from the manifest")
+  assert problems[1].startswith(f"{deleted}: content digest ")
+  assert len(problems) == 2
+
+
+def test_beam_sends_failed_modules_to_the_dead_letter(tmp_path):
+  """A module that cannot be built fails alone on --engine=beam: its reason
+  is in the summary and the run exits 1."""
+  pytest.importorskip("apache_beam", reason="apache-beam is not installed "
+                      "(pip install -e '.[test,beam]')")
+  entry = catalog.find("mobilenet_v1_025_128")
+  meta, _ = reference_data.load(entry.name)
+  dropped = "MobilenetV1/Conv2d_0/weights"
+  (tmp_path / entry.tarball_folder).mkdir()
+  deterministic.write_checkpoint(
+      [(name, shape) for name, shape in meta["checkpoint_variables"]
+       if name != dropped], 1, str(tmp_path / entry.checkpoint))
+  output = tmp_path / "out"
+  result = run(regenerate(tmp_path, output, "--engine=beam",
+                          handles=(f"{entry.name}/feature_vector",),
+                          versions="1"))
+  assert result.returncode == 1, result.stdout + result.stderr
+  assert _summary_counts(result.stdout) == (
+      "Summary: 0 built, 0 up to date, 0 skipped, 1 failed")
+  (row,) = [line for line in result.stdout.splitlines()
+            if line.startswith("failed  ")]
+  assert f"{entry.handle('feature_vector', 1)}" in row
+  assert "missing from the checkpoint" in row and dropped in result.stdout
+  assert not os.path.exists(output / entry.handle("feature_vector", 1))
+  assert not os.path.exists(output / "manifest.json")
+
+
+TFLITE_SAMPLE = ("imagenet/mobilenet_v1_025_128/quantops/classification",
+                 "imagenet/mobilenet_v1_025_128/feature_vector")
+
+
+def test_tflite_models_beside_the_modules(tmp_path):
+  """--tflite writes a uint8 model beside a quantops module and a float one
+  beside a TF2 module, records them, and a run without it removes them."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  checkpoints = tmp_path / "checkpoints"
+  for net in ("mobilenet_v1_025_128/quantops", "mobilenet_v1_025_128"):
+    make_checkpoint.make_checkpoint(net, 1, checkpoint_dir=str(checkpoints))
+  output = tmp_path / "out"
+  quant_key = "google/imagenet/mobilenet_v1_025_128/quantops/classification/3"
+  float_key = "google/imagenet/mobilenet_v1_025_128/feature_vector/5"
+  built = run(regenerate(checkpoints, output, "--tflite", "--jobs=2",
+                         handles=TFLITE_SAMPLE, versions="3,5"))
+  assert built.returncode == 0, built.stdout + built.stderr
+  with open(output / "manifest.json") as f:
+    records = json.load(f)["modules"]
+  assert set(records) == {quant_key, float_key,
+                          float_key[:-1] + "3"}  # quantops has no v5
+  for key, inference_type in ((quant_key, "uint8"), (float_key, "float32")):
+    record = records[key]
+    assert record["inputs"]["options"]["tflite"] is True
+    assert record["tflite"] == {"path": key + ".tflite",
+                                "inference_type": inference_type,
+                                "image_size": [128, 128]}
+    assert record["files"][key + ".tflite"]["sha256"] == _sha256(
+        output / (key + ".tflite"))
+
+  def interpreter(key):
+    loaded = tf.lite.Interpreter(model_path=str(output / (key + ".tflite")))
+    loaded.allocate_tensors()
+    return loaded
+
+  quantized = interpreter(quant_key)
+  tensors = quantized.get_tensor_details()
+  conv_inputs = [tensors[op["inputs"][0]]["dtype"]
+                 for op in quantized._get_ops_details()  # pylint: disable=protected-access
+                 if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+  assert len(conv_inputs) == 28 and set(conv_inputs) == {np.uint8}
+  image = deterministic.images(128, 3)[:1]
+  lite = interpreter(float_key)
+  lite.set_tensor(lite.get_input_details()[0]["index"], image)
+  lite.invoke()
+  features = lite.get_tensor(lite.get_output_details()[0]["index"])
+  module = tf.saved_model.load(str(output / float_key))
+  expected = module(tf.constant(image), training=False).numpy()
+  assert reference_data.relative_error(features, expected) < 1e-4
+  assert verify_manifest(output).returncode == 0
+
+  without = run(regenerate(checkpoints, output, handles=TFLITE_SAMPLE,
+                           versions="3,5"))
+  assert without.returncode == 0, without.stdout + without.stderr
+  assert _summary_counts(without.stdout) == (
+      "Summary: 3 built, 0 up to date, 0 skipped, 0 failed")
+  assert not glob.glob(f"{output}/**/*.tflite", recursive=True)

@@ -1,7 +1,8 @@
 """slimhub benchmarks: what exporting and using the modules costs.
 
   python tools/bench.py [--nets=mobilenet_v2_100_224,inception_v3,pnasnet_large]
-                        [--parts=inference,peer,export,size] [--repeats=5]
+                        [--parts=inference,peer,export,size,regenerate]
+                        [--repeats=5] [--regenerate_nets=...]
                         [--work_dir=bench_work] [--json_out=bench.json]
 
 Every figure is measured on this machine in one run, side by side with its
@@ -22,6 +23,12 @@ baseline, as the median of --repeats runs (min and max shown):
    batch 1 of the all-integer TFLite model of the net's quantops module
    against that fake-quant module (hub.load signature) and against the float
    TFLite model of the float module (v5), with the model file sizes.
+6. regenerate: modules/hour of slimhub-regenerate per family on a stratified
+   sample (--regenerate_nets, one small stem per family; feature_vector at
+   versions 1/3/5) with --engine=local and --engine=beam at 2 workers, against
+   today's engine on main (--baseline_python, a fresh process per module),
+   and the projected time of the whole catalogue. Targets: projection >= 2x
+   shorter than the baseline; beam within 10% of local.
 
 Prints a markdown table and writes the JSON to --json_out.
 """
@@ -29,6 +36,9 @@ Prints a markdown table and writes the JSON to --json_out.
 import argparse
 import json
 import os
+import re
+import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -40,8 +50,13 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_NETS = ("mobilenet_v2_100_224", "inception_v3", "pnasnet_large")
-PARTS = ("inference", "peer", "export", "size", "tflite")
+PARTS = ("inference", "peer", "export", "size", "tflite", "regenerate")
 TFLITE_THREADS = 2
+REGENERATE_NETS = ("mobilenet_v1_025_128", "mobilenet_v2_035_96",
+                   "mobilenet_v3_small_075_224", "inception_v1",
+                   "resnet_v1_50")
+REGENERATE_VERSIONS = "1,3,5"
+MAIN_PYTHON = "/work/main/.venv/bin/python"
 # tf.keras.applications peers of the catalogue nets (None: no peer exists).
 KERAS_PEERS = {
     "mobilenet_v2_100_224": "MobileNetV2", "inception_v3": "InceptionV3",
@@ -266,6 +281,100 @@ def bench_size(workspace, net):
   return rows
 
 
+def family(net):
+  """The family of a catalogue net, e.g. mobilenet_v2, inception, resnet."""
+  return re.match(r"mobilenet_v\d|[a-z]+", net).group(0)
+
+
+def _regenerate_run(python, checkpoint_dir, output_dir, nets, engine_flags):
+  """(wall seconds, CPU seconds, {key: manifest record}) of one
+  slimhub-regenerate run (CPU: of the processes it waited for)."""
+  shutil.rmtree(output_dir, ignore_errors=True)
+  command = [python, "-m", "slimhub.exporters.regenerate",
+             f"--checkpoint_dir={checkpoint_dir}",
+             f"--output_dir={output_dir}", f"--versions={REGENERATE_VERSIONS}",
+             "--handles=" + ",".join(f"{net}/feature_vector" for net in nets),
+             *engine_flags]
+  started, cpu = time.time(), _children_cpu()
+  # From a neutral directory: the baseline must import its own slimhub.
+  process = subprocess.run(command, capture_output=True, text=True,
+                           cwd=tempfile.gettempdir(), check=False)
+  wall, cpu = time.time() - started, _children_cpu() - cpu
+  if process.returncode != 0:
+    raise RuntimeError(f"{' '.join(command)} failed:\n"
+                       f"{(process.stdout + process.stderr)[-3000:]}")
+  with open(os.path.join(output_dir, "manifest.json")) as f:
+    return wall, cpu, json.load(f)["modules"]
+
+
+def _children_cpu():
+  usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+  return usage.ru_utime + usage.ru_stime
+
+
+def bench_regenerate(workspace, nets, baseline_python):
+  """Seconds per module per family for each engine, and the projection."""
+  from slimhub import catalog  # pylint: disable=g-import-not-at-top
+  from slimhub.exporters import make_checkpoint  # pylint: disable=g-import-not-at-top
+  checkpoint_dir = os.path.join(workspace.work_dir, "regenerate_checkpoints")
+  for net in nets:
+    entry = catalog.find(net)
+    if not os.path.exists(os.path.join(checkpoint_dir, entry.tarball_folder)):
+      make_checkpoint.make_checkpoint(net, 1, checkpoint_dir=checkpoint_dir)
+  engines = {"local": (sys.executable, ["--jobs=2"]),
+             "beam": (sys.executable, ["--engine=beam",
+                                       "--direct_num_workers=2"])}
+  if baseline_python and os.path.exists(baseline_python):
+    engines["baseline (main)"] = (baseline_python, ["--jobs=2"])
+  catalogue = {}
+  for entry, _, _ in catalog.modules((), ()):
+    catalogue[family(entry.net)] = catalogue.get(family(entry.net), 0) + 1
+  results = {}
+  for name, (python, flags) in engines.items():
+    output = os.path.join(workspace.work_dir, "regenerate_" + name.split()[0])
+    wall, cpu, records = _regenerate_run(python, checkpoint_dir, output, nets,
+                                    flags)
+    # The wall time is shared out by each module's own build time.
+    built = sum(r["build_seconds"] for r in records.values())
+    per_family = {}
+    for record in records.values():
+      seconds = wall * record["build_seconds"] / built
+      per_family.setdefault(family(record["net"]), []).append(seconds)
+    per_module = {f: sum(s) / len(s) for f, s in per_family.items()}
+    default = sum(per_module.values()) / len(per_module)
+    projected = sum(per_module.get(f, default) * count
+                    for f, count in catalogue.items())
+    results[name] = {"wall": wall, "cpu": cpu, "modules": len(records),
+                     "per_module": per_module, "projected_hours": projected
+                     / 3600, "build_seconds": built / len(records)}
+  return {"catalogue": catalogue, "engines": results}
+
+
+def regenerate_markdown(result):
+  engines = result["engines"]
+  names = list(engines)
+  out = ["| family | catalogue modules | " + " | ".join(
+      f"{n} modules/h" for n in names) + " |",
+         "|---|---:|" + "---:|" * len(names)]
+  families = sorted({f for r in engines.values() for f in r["per_module"]})
+  for f in families:
+    out.append(f"| {f} | {result['catalogue'].get(f, 0)} | " + " | ".join(
+        f"{3600 / engines[n]['per_module'][f]:.0f}"
+        if f in engines[n]["per_module"] else "-" for n in names) + " |")
+  out.append("| **sample wall time (s)** | | " + " | ".join(
+      f"{engines[n]['wall']:.0f} ({engines[n]['modules']} modules)"
+      for n in names) + " |")
+  out.append("| sample CPU time (s) | | " + " | ".join(
+      f"{engines[n]['cpu']:.0f}" for n in names) + " |")
+  out.append("| build process time per module (s) | | " + " | ".join(
+      f"{engines[n]['build_seconds']:.1f}" for n in names) + " |")
+  out.append("| **projected catalogue (h)** | "
+             f"{sum(result['catalogue'].values())} | " + " | ".join(
+                 f"{engines[n]['projected_hours']:.2f}" for n in names)
+             + " |")
+  return "\n".join(out)
+
+
 def _tflite_runner(path, image):
   """A run() of one uint8 or float TFLite invocation on `image` in [0, 1]."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -375,6 +484,9 @@ def main():
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--work_dir", default=os.path.join(REPO, "bench_work"))
   parser.add_argument("--json_out", default=None)
+  parser.add_argument("--regenerate_nets", default=",".join(REGENERATE_NETS))
+  parser.add_argument("--baseline_python", default=MAIN_PYTHON,
+                      help="python of a venv with today's slimhub (main)")
   args = parser.parse_args()
   parts = args.parts.split(",")
   unknown = set(parts) - set(PARTS)
@@ -397,7 +509,13 @@ def main():
       rows += bench_size(workspace, net)
     if "tflite" in parts:
       rows += bench_tflite(workspace, net, args.repeats)
-  print(markdown(rows))
+  if "regenerate" in parts:
+    regenerate = bench_regenerate(workspace, args.regenerate_nets.split(","),
+                                  args.baseline_python)
+    print(regenerate_markdown(regenerate))
+    rows.append({"part": "regenerate", **regenerate})
+  if rows and any(r["part"] != "regenerate" for r in rows):
+    print(markdown([r for r in rows if r["part"] != "regenerate"]))
   if args.json_out:
     with open(args.json_out, "w") as f:
       json.dump(rows, f, indent=2)

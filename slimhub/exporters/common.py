@@ -124,17 +124,24 @@ def help_text(module_name):
           "  --helpfull: every flag, including absl's and TensorFlow's.")
 
 
-def run(main):
+def run(main, known_only=False):
   """app.run(main) for a binary: --help prints the binary's own flags and
   exits 0, and a closed stdout (`| head`) ends it quietly with
-  CLOSED_PIPE_STATUS."""
+  CLOSED_PIPE_STATUS. With `known_only`, flags no one defined stay in the
+  argv main gets (slimhub-regenerate hands them to Beam)."""
 
   def parse_flags(argv):
     if any(arg in _HELP_ARGS for arg in _flag_args(argv)):
       print(help_text(main.__module__))
       sys.stdout.flush()
       sys.exit(0)
-    return app.parse_flags_with_usage(argv)
+    if not known_only:
+      return app.parse_flags_with_usage(argv)
+    try:
+      return flags.FLAGS(argv, known_only=True)
+    except flags.Error as error:
+      print(f"FATAL Flags parsing error: {error}", file=sys.stderr)
+      sys.exit(1)
 
   def main_flushing_stdout(argv):
     try:

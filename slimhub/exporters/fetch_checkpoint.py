@@ -15,7 +15,7 @@ from absl import app
 from absl import flags
 
 from slimhub import catalog
-from slimhub import fetch
+from slimhub.regenerate import fetch
 from slimhub.exporters import common
 
 _NET = flags.DEFINE_string("net", None, "Catalogue net (see slimhub-catalog).")

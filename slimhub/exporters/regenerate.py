@@ -8,17 +8,27 @@ r"""slimhub-regenerate: rebuild whole module versions of the catalogue.
 Every selected handle x version whose checkpoint is in --checkpoint_dir
 (laid out as the official tarballs extract; --download fetches missing ones)
 is exported to OUT/<publisher>/<collection>/<net>/<kind>/<version>/ with its
-model card <version>.md (and <version>.tar.gz with --archive), verified,
+model card <version>.md (and <version>.tar.gz with --archive, <version>.tflite
+with --tflite), verified,
 and recorded with file hashes in OUT/manifest.json. Re-running skips what
 is up to date and completes what a failed or killed run left out. Exits
 with status 1 if any module failed.
+
+  slimhub-regenerate --engine=beam --checkpoint_dir=ckpts --output_dir=out \
+      --direct_num_workers=2
+
+--engine=beam runs the builds as an Apache Beam pipeline (pip install
+"slimhub[beam]"); every flag slimhub-regenerate does not know is passed to
+Beam as a pipeline option. Without --runner it runs offline on this machine
+(the FnApiRunner in multi_processing mode, --jobs workers; Beam's
+DirectRunner would first try to download the Prism runner).
 """
 
 from absl import app
 from absl import flags
 
-from slimhub import fetch
-from slimhub import regenerate as regenerate_lib
+from slimhub.regenerate import fetch
+from slimhub.regenerate import plan as regenerate_lib
 from slimhub.exporters import common
 
 _CHECKPOINT_DIR = flags.DEFINE_string(
@@ -35,12 +45,20 @@ _VERSIONS = flags.DEFINE_list(
     "versions", [], "Versions to build, e.g. 1,3,5 (default: all published "
     "versions of each handle).")
 _JOBS = flags.DEFINE_integer(
-    "jobs", 1, "Modules built in parallel, each in a worker process.")
+    "jobs", 1, "Modules built in parallel, each in a worker process (with "
+    "--engine=beam: the default --direct_num_workers).")
+_ENGINE = flags.DEFINE_enum(
+    "engine", "local", regenerate_lib.ENGINES, "Where modules are built: "
+    "'local' worker processes, or an Apache Beam pipeline ('beam'; unknown "
+    "flags are its pipeline options, e.g. --runner, --direct_num_workers).")
 _PUBLISHER = flags.DEFINE_string(
     "publisher", "google", "Publisher part of the handles and output paths.")
 _ARCHIVE = flags.DEFINE_bool(
     "archive", False, "Also write <version>.tar.gz of each module, laid out "
     "like tfhub.dev archives.")
+_TFLITE = flags.DEFINE_bool(
+    "tflite", False, "Also write <version>.tflite of each module: all-integer "
+    "uint8 for quantops modules, float otherwise (as slimhub-tflite).")
 _DOWNLOAD = flags.DEFINE_bool(
     "download", False, "Download missing checkpoints (the official Slim "
     "tarballs) into --checkpoint_dir.")
@@ -60,17 +78,20 @@ def _versions(values):
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  pipeline_args = argv[1:]
+  if pipeline_args and _ENGINE.value != "beam":
+    raise app.UsageError(f"Unexpected arguments: {' '.join(pipeline_args)}")
   common.quiet_tensorflow()
   options = regenerate_lib.Options(
       checkpoint_dir=_CHECKPOINT_DIR.value, output_dir=_OUTPUT_DIR.value,
       patterns=tuple(_HANDLES.value), versions=_versions(_VERSIONS.value),
-      jobs=_JOBS.value, publisher=_PUBLISHER.value, archive=_ARCHIVE.value,
+      jobs=_JOBS.value, engine=_ENGINE.value, publisher=_PUBLISHER.value, archive=_ARCHIVE.value,
+      tflite=_TFLITE.value,
       download=_DOWNLOAD.value, base_url=_BASE_URL.value)
   log = lambda message: print(message, flush=True)
   try:
-    outcomes = regenerate_lib.regenerate(options, log=log)
+    outcomes = regenerate_lib.regenerate(options, log=log,
+                                         pipeline_args=pipeline_args)
   except (regenerate_lib.RegenerateError, fetch.FetchError) as error:
     common.fail("slimhub-regenerate", error)
   log(regenerate_lib.summary(outcomes))
@@ -78,7 +99,7 @@ def main(argv):
 
 
 def run():
-  common.run(main)
+  common.run(main, known_only=True)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ r"""slimhub-verify: checks image modules against their contract, for CI.
       --checkpoint=ckpt/mobilenet_v1_0.25_128.ckpt --json
   slimhub-verify --module_dir=v3 --against=v2     # also diff two modules
   slimhub-verify --module_dir=out --jobs=2 --junit_xml=verify.xml  # a tree
+  slimhub-verify --manifest=out/manifest.json      # files vs. their hashes
 
 Works on any TF1 Hub image module or TF2 reusable image SavedModel, made by
 slimhub or not; runs only the module's TF graphs, never its Python, and
@@ -58,8 +59,11 @@ _JUNIT_XML = flags.DEFINE_string(
     "per module, one testcase per check.")
 _JSON = flags.DEFINE_bool("json", False, "Print the report as JSON "
                           "(docs/verify.md has the schema).")
-
-flags.mark_flag_as_required("module_dir")
+_MANIFEST = flags.DEFINE_string(
+    "manifest", None, "A slimhub-regenerate OUT/manifest.json: every file of "
+    "its modules (those under --module_dir, if given) must match the recorded "
+    "hashes and content digest; names each file that differs, is missing or "
+    "is not recorded.")
 
 PROGRAM = "slimhub-verify"
 TREE_SCHEMA = "slimhub-verify-tree/1"
@@ -141,13 +145,25 @@ def _verify_tree(runner, root, module_dirs):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  from slimhub.verify import runner  # pylint: disable=g-import-not-at-top
-  root = _MODULE_DIR.value
-  is_module = os.path.isfile(os.path.join(root, runner.MODULE_FILE))
-  module_dirs = [] if is_module or not os.path.isdir(root) else (
-      runner.find_modules(root))
-  passed = (_verify_tree(runner, root, module_dirs) if module_dirs
-            else _verify_one(runner, root))
+  if not _MODULE_DIR.value and not _MANIFEST.value:
+    raise app.UsageError("--module_dir or --manifest is required")
+  passed = True
+  if _MANIFEST.value:
+    from slimhub.regenerate import manifest  # pylint: disable=g-import-not-at-top
+    out = print if not _JSON.value else (
+        lambda line: print(line, file=sys.stderr))
+    try:
+      passed = manifest.report_tree(_MANIFEST.value, _MODULE_DIR.value, out)
+    except manifest.ManifestError as error:
+      common.fail(PROGRAM, error)
+  if _MODULE_DIR.value:
+    from slimhub.verify import runner  # pylint: disable=g-import-not-at-top
+    root = _MODULE_DIR.value
+    is_module = os.path.isfile(os.path.join(root, runner.MODULE_FILE))
+    module_dirs = [] if is_module or not os.path.isdir(root) else (
+        runner.find_modules(root))
+    passed = (_verify_tree(runner, root, module_dirs) if module_dirs
+              else _verify_one(runner, root)) and passed
   sys.exit(0 if passed else 1)
 
 

@@ -146,7 +146,9 @@ def write_module(directory, meta_graphs, write_variables):
   os.makedirs(os.path.join(directory, "assets"), exist_ok=True)
   write_variables(os.path.join(directory, VARIABLES_PREFIX))
   with open(os.path.join(directory, "saved_model.pb"), "wb") as f:
-    f.write(saved_model_proto(meta_graphs).SerializeToString())
+    # Deterministic: protobuf maps (signatures, collections) in key order.
+    f.write(saved_model_proto(meta_graphs).SerializeToString(
+        deterministic=True))
   with open(os.path.join(directory, hub_protos.MODULE_DEF_FILENAME), "wb") as f:
     f.write(hub_protos.module_def_bytes())
 

@@ -1,45 +1,48 @@
-"""One module of slimhub-regenerate, built in a process of its own.
+"""The one unit of work of slimhub-regenerate: build module K.
 
-The parent runs ``python -m slimhub.regenerate_worker TASK_JSON`` per module
-so that TensorFlow graphs, memory and crashes stay isolated. The worker
-exports the module into its work directory, verifies it, renders its model
-card and archive, and only then moves them into place; it reports the
-module's manifest record in ``<work_dir>/result.json``.
+build(task) exports the module of a task (see plan.plan) into the task's
+work directory, verifies it, renders its model card, archive and TFLite
+model, and only then moves them into place; it returns the module's
+manifest record. Every
+engine calls it, in a worker process (worker.py) that isolates TensorFlow
+graphs, memory and crashes.
 
-Its stdin is a pipe the parent never writes to: when the parent dies, even
-by SIGKILL, the pipe closes and the worker exits at once. What it leaves
-behind lies in its work directory, which the next run removes.
+The work directory is local to the worker. When the output directory is on
+the same filesystem, the module is renamed into place; otherwise (another
+filesystem, or a gs://, s3://, hdfs:// path Beam's FileSystems knows) it is
+copied, and the caller commits the record last, so a half-copied module is
+never taken as done.
 """
 
 import collections
 import json
 import os
 import shutil
-import sys
-import threading
 import time
 
 from slimhub import catalog
 from slimhub import export
-from slimhub import manifest
-from slimhub import model_cards
+from slimhub.regenerate import cards as model_cards
+from slimhub.regenerate import manifest
 from slimhub.formats import archive
-
-RESULT_FILE = "result.json"
-
 
 class BuildError(ValueError):
   """A module that cannot be built or placed; the message says why."""
 
 
-class ModulePaths(collections.namedtuple("ModulePaths",
-                                         ["module", "card", "archive"])):
-  """A module directory and, next to it, its model card and archive."""
+class ModulePaths(collections.namedtuple(
+    "ModulePaths", ["module", "card", "archive", "tflite"])):
+  """A module directory and, next to it, its model card, archive and
+  TFLite model."""
 
   @classmethod
   def of(cls, root, name):
     module = os.path.join(root, name)
-    return cls(module, module + ".md", module + ".tar.gz")
+    return cls(module, module + ".md", module + ".tar.gz", module + ".tflite")
+
+  def extras(self):
+    """The optional files beside the module, each with its task option."""
+    return (("archive", self.archive), ("tflite", self.tflite))
 
 
 def _check_replaceable(module_dir, handle):
@@ -86,14 +89,16 @@ def signature_summary(module_dir):
   return summary
 
 
-def verify_module(module_dir, entry, kind, version, checkpoint):
+def verify_module(module_dir, entry, kind, version, checkpoint,
+                  reference_cache=None):
   """slimhub-verify's checks of the module against its catalogue entry
   (with its golden layout) and the checkpoint; their record, or BuildError
-  naming the failed checks."""
+  naming the failed checks. reference_cache: see verify.verify."""
   from slimhub import verify  # pylint: disable=g-import-not-at-top
   from slimhub.verify import checks  # pylint: disable=g-import-not-at-top
   report = verify.verify(module_dir, expect=entry.handle(kind, version),
-                         checkpoint=checkpoint)
+                         checkpoint=checkpoint,
+                         reference_cache=reference_cache)
   if not report.passed:
     raise BuildError("slimhub-verify failed:\n" + "\n".join(
         f"{result.id}: {result.detail}" for result in report.results
@@ -102,18 +107,33 @@ def verify_module(module_dir, entry, kind, version, checkpoint):
           "checks": {result.id: result.status for result in report.results}}
 
 
-def _place(staged, final, with_archive, work_dir):
-  """Renames the staged module, card and archive into place; an older
-  module is retired into the work directory first."""
+def _tflite_record(module_dir, path):
+  """Writes the module's TFLite model (uint8 for quantops, float
+  otherwise) to `path`; what the manifest records of it."""
+  from slimhub import tflite  # pylint: disable=g-import-not-at-top
+  try:
+    info = tflite.convert(module_dir, path)
+  except tflite.TFLiteError as error:
+    raise BuildError(f"TFLite: {error}") from None
+  return {"inference_type": info.inference_type,
+          "image_size": list(info.image_size)}
+
+
+def _place(staged, final, task, work_dir):
+  """Renames the staged module, card and the extras the task asks for into
+  place (removing extras it no longer asks for); an older module is retired
+  into the work directory first."""
   if os.path.exists(final.module):
     os.rename(final.module, os.path.join(work_dir, "retired"))
   os.makedirs(os.path.dirname(final.module), exist_ok=True)
   os.rename(staged.module, final.module)
   os.replace(staged.card, final.card)
-  if with_archive:
-    os.replace(staged.archive, final.archive)
-  elif os.path.exists(final.archive):
-    os.remove(final.archive)
+  for (option, staged_path), (_, final_path) in zip(staged.extras(),
+                                                    final.extras()):
+    if task.get(option):
+      os.replace(staged_path, final_path)
+    elif os.path.exists(final_path):
+      os.remove(final_path)
 
 
 def build(task):
@@ -129,7 +149,8 @@ def build(task):
   with open(os.path.join(staged.module, export.METADATA_FILE)) as f:
     metadata = json.load(f)
   verification = verify_module(staged.module, entry, kind, version,
-                               task["checkpoint"])
+                               task["checkpoint"],
+                               task.get("reference_cache"))
   with open(staged.card, "w") as f:
     f.write(model_cards.render(
         entry, kind, version, model_cards.ModuleFacts.from_metadata(metadata),
@@ -137,12 +158,15 @@ def build(task):
         checkpoint_sha256=task["inputs"]["checkpoint_sha256"]))
   if task["archive"]:
     archive.write(staged.module, staged.archive)
+  tflite = (_tflite_record(staged.module, staged.tflite)
+            if task.get("tflite") else None)
   signatures = signature_summary(staged.module)
-  _place(staged, final, task["archive"], task["work_dir"])
+  _place(staged, final, task, task["work_dir"])
+  shutil.rmtree(os.path.join(task["work_dir"], "retired"), ignore_errors=True)
 
   relative = lambda path: os.path.relpath(path, output_dir)
   outputs = manifest.relative_files(final.module, output_dir) + [
-      relative(path) for path in (final.card, final.archive)
+      relative(path) for path in (final.card, final.archive, final.tflite)
       if os.path.exists(path)]
   return {
       "handle": task["key"],
@@ -150,12 +174,14 @@ def build(task):
       "kind": kind,
       "version": version,
       "format": metadata["format"],
+      "content_sha256": manifest.content_digest(final.module),
       "inputs": task["inputs"],
       "checkpoint_files": task["checkpoint_files"],
       "files": {path: manifest.file_record(os.path.join(output_dir, path))
                 for path in sorted(outputs)},
       "model_card": relative(final.card),
       "archive": relative(final.archive) if task["archive"] else None,
+      "tflite": dict(tflite, path=relative(final.tflite)) if tflite else None,
       "signatures": signatures,
       "verification": verification,
       "tensorflow_version": metadata["tensorflow_version"],
@@ -163,34 +189,3 @@ def build(task):
       "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
       "build_seconds": round(time.time() - started, 1),
   }
-
-
-def _exit_with_parent():
-  """Returns only when stdin closes, i.e. the parent died; then exits."""
-  sys.stdin.buffer.read()
-  os._exit(3)  # pylint: disable=protected-access
-
-
-def main():
-  task = json.loads(sys.argv[1])
-  threading.Thread(target=_exit_with_parent, daemon=True).start()
-  from slimhub.exporters import common  # pylint: disable=g-import-not-at-top
-  common.quiet_tensorflow()
-  try:
-    result = {"status": "built", "record": build(task)}
-  except (BuildError, export.ExportError) as error:
-    result = {"status": "failed", "reason": str(error)}
-  except Exception as error:  # pylint: disable=broad-except
-    # Any other failure is reported like the others; the log has the trace.
-    import traceback  # pylint: disable=g-import-not-at-top
-    traceback.print_exc()
-    result = {"status": "failed",
-              "reason": f"{type(error).__name__}: {error}"}
-  retired = os.path.join(task["work_dir"], "retired")
-  shutil.rmtree(retired, ignore_errors=True)
-  manifest.write_atomically(os.path.join(task["work_dir"], RESULT_FILE),
-                            json.dumps(result))
-
-
-if __name__ == "__main__":
-  main()

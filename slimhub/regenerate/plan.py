@@ -8,43 +8,39 @@ For every selected catalogue handle x version whose checkpoint is in
 `checkpoint_dir` (laid out as the official tarballs extract, see
 catalog.Entry.checkpoint) -- or can be downloaded -- the module is exported
 to ``OUT/<publisher>/<collection>/<net>/<kind>/<version>/`` with its model
-card ``<version>.md`` (and with `archive`, ``<version>.tar.gz``), and
-recorded in ``OUT/manifest.json`` (slimhub.manifest).
+card ``<version>.md`` (with `archive`, ``<version>.tar.gz``; with `tflite`,
+``<version>.tflite``), and
+recorded in ``OUT/manifest.json`` (slimhub.regenerate.manifest).
 
-Each module is built by a worker process (slimhub.regenerate_worker), up to
-`jobs` at a time; a module only appears once complete, and the manifest is
-rewritten after each one. A re-run skips every module whose inputs and
-files still match the manifest, so a run that was killed or failed part-way
-is completed by running it again.
+plan() turns the selection into tasks, one per module to (re)build, which an
+engine (engines/local.py, engines/beam.py) hands to build.build in worker
+processes. A module only appears once complete. A re-run skips every module
+whose inputs and files still match the manifest, so a run that was killed
+or failed part-way is completed by running it again.
 """
 
 import contextlib
 import dataclasses
 import fcntl
-import json
 import os
 import shutil
-import subprocess
-import sys
-import time
 from typing import Optional
 
 import slimhub
 from slimhub import catalog
-from slimhub import fetch
-from slimhub import manifest as manifest_lib
-from slimhub import regenerate_worker
 from slimhub import slim_nets
+from slimhub.regenerate import fetch
+from slimhub.regenerate import manifest as manifest_lib
+from slimhub.regenerate import worker
 
-BUILT = "built"
+BUILT = worker.BUILT
 UP_TO_DATE = "up to date"
 SKIPPED = "skipped"
-FAILED = "failed"
+FAILED = worker.FAILED
 
 WORK_DIR = ".regenerate-work"
 LOCK_FILE = ".regenerate.lock"
-_POLL_SECONDS = 0.2
-_LOG_TAIL_LINES = 15
+ENGINES = ("local", "beam")
 
 
 class RegenerateError(ValueError):
@@ -65,8 +61,10 @@ class Options:
   patterns: tuple = ()
   versions: tuple = ()
   jobs: int = 1
+  engine: str = "local"
   publisher: str = "google"
   archive: bool = False
+  tflite: bool = False
   download: bool = False
   base_url: Optional[str] = None
 
@@ -131,6 +129,15 @@ def _locate(entry, options, log):
   return _Source(prefix=prefix, sha256=digest, files=files)
 
 
+def _build_options(options):
+  """The options a module's files depend on; tflite only when asked, so that
+  manifests written before it existed stay up to date."""
+  chosen = {"publisher": options.publisher, "archive": options.archive}
+  if options.tflite:
+    chosen["tflite"] = True
+  return chosen
+
+
 def plan(options, manifest, work_dir, log=print):
   """([Job], [Outcome]): the modules to build, and what the others are."""
   jobs, outcomes, sources = [], [], {}
@@ -156,8 +163,7 @@ def plan(options, manifest, work_dir, log=print):
     inputs = {"checkpoint": entry.checkpoint,
               "checkpoint_sha256": source.sha256,
               "slimhub_version": slimhub.__version__,
-              "options": {"publisher": options.publisher,
-                          "archive": options.archive}}
+              "options": _build_options(options)}
     stale = manifest.stale_reason(key, inputs)
     if stale is None:
       outcomes.append(Outcome(key, UP_TO_DATE))
@@ -166,99 +172,12 @@ def plan(options, manifest, work_dir, log=print):
             "checkpoint": source.prefix, "checkpoint_files": source.files,
             "inputs": inputs, "output_dir": options.output_dir,
             "publisher": options.publisher, "archive": options.archive,
+            "tflite": options.tflite,
+            # Slim outputs of a checkpoint, shared by its modules' checks.
+            "reference_cache": os.path.join(work_dir, "slim-outputs"),
             "work_dir": os.path.join(work_dir, str(len(jobs)))}
     jobs.append(Job(key, task, stale))
   return jobs, outcomes
-
-
-def _worker_environment():
-  """The environment of the workers: they import this very slimhub."""
-  root = os.path.dirname(os.path.dirname(os.path.abspath(slimhub.__file__)))
-  environment = dict(os.environ)
-  environment["PYTHONPATH"] = os.pathsep.join(
-      [root] + [p for p in [environment.get("PYTHONPATH")] if p])
-  environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  return environment
-
-
-class _Worker:
-  """A running worker process and the job it builds."""
-
-  def __init__(self, job, environment):
-    self.job = job
-    self.work_dir = job.task["work_dir"]
-    os.makedirs(self.work_dir)
-    self.log_path = os.path.join(self.work_dir, "worker.log")
-    self.started = time.time()
-    with open(self.log_path, "w") as log_file:
-      self.process = subprocess.Popen(
-          [sys.executable, "-m", "slimhub.regenerate_worker",
-           json.dumps(job.task)],
-          stdin=subprocess.PIPE, stdout=log_file, stderr=subprocess.STDOUT,
-          env=environment)
-
-  def result(self):
-    """{"status", "record" | "reason"} once the process has ended."""
-    self.process.stdin.close()
-    path = os.path.join(self.work_dir, regenerate_worker.RESULT_FILE)
-    if os.path.exists(path):
-      with open(path) as f:
-        return json.load(f)
-    code = self.process.returncode
-    how = f"signal {-code}" if code < 0 else f"exit status {code}"
-    with open(self.log_path, errors="replace") as f:
-      tail = f.read().splitlines()[-_LOG_TAIL_LINES:]
-    return {"status": FAILED,
-            "reason": "\n".join([f"worker died ({how})"] + tail)}
-
-  def stop(self):
-    self.process.kill()
-    self.process.wait()
-
-
-def _eta(durations, remaining, jobs):
-  if not durations:
-    return "ETA unknown"
-  seconds = int(sum(durations) / len(durations) * remaining / jobs)
-  return f"ETA {seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
-def build(jobs, options, manifest, log=print):
-  """Runs `jobs` on up to options.jobs workers; their Outcomes."""
-  environment = _worker_environment()
-  pending, running, outcomes, durations = list(jobs), [], [], []
-  width = len(str(len(jobs)))
-  try:
-    while pending or running:
-      while pending and len(running) < options.jobs:
-        job = pending.pop(0)
-        running.append(_Worker(job, environment))
-        log(f"{'':>{2 * width + 3}} start  {job.key} ({job.reason})")
-      time.sleep(_POLL_SECONDS)
-      for worker in [w for w in running if w.process.poll() is not None]:
-        running.remove(worker)
-        seconds = time.time() - worker.started
-        result = worker.result()
-        if result["status"] == BUILT:
-          manifest.modules[worker.job.key] = result["record"]
-          manifest.save()
-          durations.append(seconds)
-          outcome = Outcome(worker.job.key, BUILT, seconds=seconds)
-        else:
-          outcome = Outcome(worker.job.key, FAILED, result["reason"],
-                            seconds=seconds)
-        shutil.rmtree(worker.work_dir, ignore_errors=True)
-        outcomes.append(outcome)
-        remaining = len(pending) + len(running)
-        log(f"[{len(outcomes):>{width}}/{len(jobs)}] {outcome.status:<6} "
-            f"{outcome.key} in {seconds:.1f}s; {remaining} left, "
-            f"{_eta(durations, remaining, options.jobs)}")
-        if outcome.status == FAILED:
-          log("    " + outcome.reason.replace("\n", "\n    "))
-  finally:
-    for worker in running:
-      worker.stop()
-  return outcomes
 
 
 @contextlib.contextmanager
@@ -273,26 +192,42 @@ def _locked(output_dir):
     yield
 
 
-def regenerate(options, log=print):
-  """Regenerates the selected modules; the Outcome of every module."""
+def regenerate(options, log=print, pipeline_args=()):
+  """Regenerates the selected modules on options.engine; the Outcome of
+  every module. `pipeline_args` are the Beam engine's pipeline options."""
   if not os.path.isdir(options.checkpoint_dir) and not options.download:
     raise RegenerateError(
         f"Checkpoint directory {options.checkpoint_dir} does not exist")
   if options.jobs < 1:
     raise RegenerateError(f"jobs must be at least 1, not {options.jobs}")
+  if options.engine not in ENGINES:
+    raise RegenerateError(f"Unknown engine {options.engine!r}; choose one of "
+                          f"{', '.join(ENGINES)}")
+  if options.engine == "beam":
+    try:
+      from slimhub.regenerate.engines import beam as engine  # pylint: disable=g-import-not-at-top
+    except ImportError as error:
+      raise RegenerateError(
+          f"--engine=beam needs apache-beam ({error}); install it with "
+          "pip install 'slimhub[beam]'") from None
+  else:
+    from slimhub.regenerate.engines import local as engine  # pylint: disable=g-import-not-at-top
   os.makedirs(options.output_dir, exist_ok=True)
   with _locked(options.output_dir):
     try:
       manifest = manifest_lib.Manifest(options.output_dir)
     except manifest_lib.ManifestError as error:
       raise RegenerateError(str(error)) from None
+    manifest.merge_records(manifest_lib.records_dir(options.output_dir))
     work_dir = os.path.join(options.output_dir, WORK_DIR)
     shutil.rmtree(work_dir, ignore_errors=True)  # left by a killed run
     jobs, outcomes = plan(options, manifest, work_dir, log)
     log(f"{len(jobs)} to build, {len(outcomes)} not: "
         + ", ".join(f"{sum(o.status == s for o in outcomes)} {s}"
                     for s in (UP_TO_DATE, SKIPPED, FAILED)))
-    outcomes += build(jobs, options, manifest, log)
+    if jobs:
+      outcomes += engine.run(jobs, options, manifest, work_dir, log,
+                             pipeline_args)
     shutil.rmtree(work_dir, ignore_errors=True)
   return outcomes
 
@@ -309,7 +244,9 @@ def summary(outcomes):
             for status in (BUILT, UP_TO_DATE, SKIPPED, FAILED)}
   lines = ["Summary: " + ", ".join(f"{count} {status}"
                                    for status, count in counts.items())]
-  rows = [(o.status, o.key, f"{o.seconds:.1f}s", _one_line(o.reason))
+  rows = [(o.status, o.key,
+           "" if o.seconds is None else f"{o.seconds:.1f}s",
+           _one_line(o.reason))
           for o in outcomes if o.status in (BUILT, FAILED)]
   groups = {}
   for outcome in outcomes:

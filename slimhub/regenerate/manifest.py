@@ -5,14 +5,22 @@ directory relative to OUT (``google/imagenet/<net>/<kind>/<version>``)::
 
     {"schema": "slimhub-regenerate-manifest/1",
      "modules": {"google/imagenet/inception_v2/feature_vector/3": {
-         "handle", "net", "kind", "version", "format",
+         "handle", "net", "kind", "version", "format", "content_sha256",
          "inputs": {"checkpoint", "checkpoint_sha256", "slimhub_version",
                     "options"},
          "checkpoint_files": {file name: sha256},
          "files": {path relative to OUT: {"sha256", "size"}},
-         "model_card", "archive", "signatures", "verification",
+         "model_card", "archive", "tflite", "signatures", "verification",
          "tensorflow_version", "slimhub_version", "built_at",
          "build_seconds"}}}
+
+``content_sha256`` is the module's content digest (content_digest): it
+covers every file of the module directory, except that in
+``fingerprint.pb`` (TF2 modules) the field ``uuid`` (FingerprintDef field
+7), which TensorFlow draws at random on every save, is cleared. Everything
+else slimhub writes is deterministic, so a module rebuilt from the same
+checkpoint with the same slimhub and TensorFlow has the same digest, and all
+its files but fingerprint.pb are byte-identical.
 
 A module is up to date when its record has the same inputs and every file
 it lists still hashes to the recorded value, with no file added to the
@@ -28,6 +36,9 @@ import tempfile
 
 SCHEMA = "slimhub-regenerate-manifest/1"
 FILE_NAME = "manifest.json"
+FINGERPRINT_FILE = "fingerprint.pb"
+RANDOM_FIELD = "uuid"
+RECORDS_DIR = ".regenerate-records"
 _CHUNK = 1 << 20
 
 
@@ -78,6 +89,78 @@ def checkpoint_digest(prefix):
   return hashlib.sha256(lines.encode("utf-8")).hexdigest(), files
 
 
+def _fingerprint_without_uuid(data):
+  from tensorflow.core.protobuf import fingerprint_pb2  # pylint: disable=g-import-not-at-top
+  fingerprint = fingerprint_pb2.FingerprintDef.FromString(data)
+  fingerprint.ClearField(RANDOM_FIELD)
+  return fingerprint.SerializeToString(deterministic=True)
+
+
+def content_sha256(path):
+  """The sha256 of a module file, with the random field left out."""
+  if os.path.basename(path) != FINGERPRINT_FILE:
+    return sha256_file(path)
+  with open(path, "rb") as f:
+    return hashlib.sha256(_fingerprint_without_uuid(f.read())).hexdigest()
+
+
+def content_digest(module_dir):
+  """The content digest of a module: the sha256 of the sorted lines
+  "<path in the module> <content_sha256>" of all its files."""
+  lines = "".join(
+      f"{path} {content_sha256(os.path.join(module_dir, path))}\n"
+      for path in relative_files(module_dir, module_dir))
+  return hashlib.sha256(lines.encode("utf-8")).hexdigest()
+
+
+def check_tree(output_dir, manifest_path=None, under=None):
+  """Problems of the modules on disk against a manifest: one line per file
+  that differs, is missing, or is not recorded, and per module whose content
+  digest differs; [] when everything matches. `under` limits the check to
+  the modules below that directory."""
+  manifest = Manifest(output_dir, manifest_path)
+  problems = []
+  for key, record in sorted(manifest.modules.items()):
+    module_dir = os.path.join(output_dir, key)
+    if under and os.path.relpath(module_dir, under).startswith(os.pardir):
+      continue
+    recorded = record["files"]
+    for path, expected in sorted(recorded.items()):
+      full = os.path.join(output_dir, path)
+      if not os.path.isfile(full):
+        problems.append(f"{path}: missing")
+      elif file_record(full) != expected:
+        problems.append(f"{path}: differs from the manifest (sha256 "
+                        f"{sha256_file(full)}, recorded {expected['sha256']})")
+    if not os.path.isdir(module_dir):
+      continue
+    problems += [f"{path}: not in the manifest" for path in
+                 sorted(set(relative_files(module_dir, output_dir))
+                        - set(recorded))]
+    digest = content_digest(module_dir)
+    if digest != record["content_sha256"]:
+      problems.append(f"{key}: content digest {digest} differs from the "
+                      f"manifest's {record['content_sha256']}")
+  return problems
+
+
+def report_tree(manifest_path, under=None, out=print):
+  """Prints check_tree's verdict on the tree of `manifest_path`; whether it
+  passed."""
+  output_dir = os.path.dirname(os.path.abspath(manifest_path))
+  if not os.path.isfile(manifest_path):
+    raise ManifestError(f"No manifest at {manifest_path}")
+  problems = check_tree(output_dir, manifest_path,
+                        under and os.path.abspath(under))
+  if problems:
+    out(f"manifest  FAIL  {len(problems)} problem(s) against {manifest_path}:")
+    for problem in problems:
+      out(f"  {problem}")
+  else:
+    out(f"manifest  pass  every file matches {manifest_path}")
+  return not problems
+
+
 def write_atomically(path, text):
   """Writes `text` to `path` through a temporary sibling and a rename."""
   directory = os.path.dirname(os.path.abspath(path))
@@ -96,12 +179,25 @@ def write_atomically(path, text):
     raise
 
 
+def records_dir(output_dir):
+  """Where engines that write the manifest once commit each record first."""
+  return os.path.join(output_dir, RECORDS_DIR)
+
+
+def commit_record(directory, record):
+  """Commits the record of a module whose files are in place."""
+  os.makedirs(directory, exist_ok=True)
+  name = hashlib.sha256(record["handle"].encode("utf-8")).hexdigest()
+  write_atomically(os.path.join(directory, name + ".json"),
+                   json.dumps(record))
+
+
 class Manifest:
   """OUT/manifest.json in memory; `save()` writes it atomically."""
 
-  def __init__(self, output_dir):
+  def __init__(self, output_dir, path=None):
     self.output_dir = output_dir
-    self.path = os.path.join(output_dir, FILE_NAME)
+    self.path = path or os.path.join(output_dir, FILE_NAME)
     self.modules = {}
     if os.path.exists(self.path):
       try:
@@ -118,6 +214,21 @@ class Manifest:
     data = {"schema": SCHEMA,
             "modules": dict(sorted(self.modules.items()))}
     write_atomically(self.path, json.dumps(data, indent=2) + "\n")
+
+  def merge_records(self, directory):
+    """Adds the records committed in `directory`, saves the manifest once
+    and removes them; {key: record} of those merged."""
+    paths = sorted(glob.glob(os.path.join(directory, "*.json")))
+    merged = {}
+    for path in paths:
+      with open(path) as f:
+        record = json.load(f)
+      merged[record["handle"]] = self.modules[record["handle"]] = record
+    if merged:
+      self.save()
+    for path in paths:
+      os.remove(path)
+    return merged
 
   def stale_reason(self, key, inputs):
     """Why the module `key` must be (re)built for `inputs`, or None if its

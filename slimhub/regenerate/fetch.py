@@ -22,7 +22,7 @@ import tarfile
 import urllib.error
 import urllib.request
 
-from slimhub import manifest
+from slimhub.regenerate import manifest
 from slimhub.formats import atomic
 
 _CHUNK = 1 << 20

@@ -1,0 +1,195 @@
+"""Worker processes that build modules, one forked child per module.
+
+    python -m slimhub.regenerate.worker WORK_DIR
+
+A worker imports TensorFlow and slimhub once, then reads one task (JSON,
+see plan.plan) per line on stdin. For each it forks a child that runs
+build.build(task) and exits: the child starts with TensorFlow loaded but no
+graph, function or variable created, so every module is built from the same
+process state. That keeps TF2 modules byte-reproducible (TensorFlow numbers
+its functions with a process-wide counter), returns each module's memory,
+and isolates crashes: a child killed by a signal or out of memory fails its
+module, and the worker goes on with the next task.
+
+The outcome of a task lands in ``<task work_dir>/result.json``:
+{"status": "built", "record": ...} or {"status": "failed", "reason": ...}.
+Parents poll for that file (WorkerProcess).
+
+A worker whose parent dies, even by SIGKILL, kills its child and exits
+(it watches its parent process id); a child exits as soon as its worker is
+gone. A worker ends when its stdin closes.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+RESULT_FILE = "result.json"
+BUILT = "built"
+FAILED = "failed"
+_LOG_TAIL_LINES = 15
+_PARENT_POLL_SECONDS = 0.5
+
+
+def _write_result(work_dir, result):
+  from slimhub.regenerate import manifest  # pylint: disable=g-import-not-at-top
+  manifest.write_atomically(os.path.join(work_dir, RESULT_FILE),
+                            json.dumps(result))
+
+
+def _exit_when_orphaned(parent, children=()):
+  """Kills `children` and exits once the process `parent` is gone."""
+  while os.getppid() == parent:
+    time.sleep(_PARENT_POLL_SECONDS)
+  for pid in list(children):
+    os.kill(pid, signal.SIGKILL)
+  os._exit(3)  # pylint: disable=protected-access
+
+
+def _child(task):
+  """Builds `task` in the forked child; never returns."""
+  threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),),
+                   daemon=True).start()
+  from slimhub import export  # pylint: disable=g-import-not-at-top
+  from slimhub.regenerate import build  # pylint: disable=g-import-not-at-top
+  code = 0
+  try:
+    result = {"status": BUILT, "record": build.build(task)}
+  except (build.BuildError, export.ExportError) as error:
+    result = {"status": FAILED, "reason": str(error)}
+  except Exception as error:  # pylint: disable=broad-except
+    # Any other failure is reported like the others; the log has the trace.
+    import traceback  # pylint: disable=g-import-not-at-top
+    traceback.print_exc()
+    result = {"status": FAILED, "reason": f"{type(error).__name__}: {error}"}
+  try:
+    _write_result(task["work_dir"], result)
+  except BaseException:  # pylint: disable=broad-except
+    code = 1
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(code)  # pylint: disable=protected-access
+
+
+def _serve():
+  """Builds each task read from stdin in a forked child, in turn."""
+  from slimhub.exporters import common  # pylint: disable=g-import-not-at-top
+  common.quiet_tensorflow()
+  # Everything a build imports, imported once before the first fork.
+  from slimhub.regenerate import build  # pylint: disable=g-import-not-at-top,unused-import
+  from slimhub import verify  # pylint: disable=g-import-not-at-top,unused-import
+  children = []
+  threading.Thread(target=_exit_when_orphaned, args=(os.getppid(), children),
+                   daemon=True).start()
+  for line in sys.stdin:
+    task = json.loads(line)
+    os.makedirs(task["work_dir"], exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+      _child(task)
+    children[:] = [pid]
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    children.clear()
+    if code != 0:  # The child wrote no result (it exits 0 once it has).
+      how = f"signal {-code}" if code < 0 else f"exit status {code}"
+      _write_result(task["work_dir"], {
+          "status": FAILED, "reason": f"build process died ({how})"})
+
+
+class WorkerProcess:
+  """A worker process and the task it builds, seen from its parent."""
+
+  def __init__(self, work_dir, environment=None):
+    os.makedirs(work_dir, exist_ok=True)
+    self.log_path = os.path.join(work_dir, "worker.log")
+    self.task = None
+    self.started = None
+    self._log_offset = 0
+    with open(self.log_path, "w") as log_file:
+      self.process = subprocess.Popen(
+          [sys.executable, "-m", "slimhub.regenerate.worker", work_dir],
+          stdin=subprocess.PIPE, stdout=log_file, stderr=subprocess.STDOUT,
+          env=environment or environment_of_workers(), text=True)
+
+  @property
+  def idle(self):
+    return self.task is None
+
+  def submit(self, task):
+    self.task = task
+    self.started = time.time()
+    self._log_offset = os.path.getsize(self.log_path)
+    self.process.stdin.write(json.dumps(task) + "\n")
+    self.process.stdin.flush()
+
+  def poll(self):
+    """The result of the current task once there is one, else None."""
+    path = os.path.join(self.task["work_dir"], RESULT_FILE)
+    if os.path.exists(path):
+      with open(path) as f:
+        result = json.load(f)
+    elif self.process.poll() is not None:
+      code = self.process.returncode
+      how = f"signal {-code}" if code < 0 else f"exit status {code}"
+      result = {"status": FAILED, "reason": f"worker died ({how})"}
+    else:
+      return None
+    if result["status"] == FAILED:
+      result["reason"] = "\n".join([result["reason"]] + self._log_tail())
+    self.task = None
+    return result
+
+  def wait(self, poll_seconds=0.2):
+    while True:
+      result = self.poll()
+      if result is not None:
+        return result
+      time.sleep(poll_seconds)
+
+  @property
+  def alive(self):
+    return self.process.poll() is None
+
+  def _log_tail(self):
+    with open(self.log_path, errors="replace") as f:
+      f.seek(self._log_offset)
+      lines = [line for line in f.read().splitlines() if line.strip()]
+    return lines[-_LOG_TAIL_LINES:]
+
+  def stop(self):
+    """Ends the worker: closing its stdin ends it and its child."""
+    try:
+      self.process.stdin.close()
+    except OSError:
+      pass
+    try:
+      self.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+      self.process.kill()
+      self.process.wait()
+
+
+def environment_of_workers():
+  """The environment of the workers: they import this very slimhub."""
+  import slimhub  # pylint: disable=g-import-not-at-top
+  root = os.path.dirname(os.path.dirname(os.path.abspath(slimhub.__file__)))
+  environment = dict(os.environ)
+  environment["PYTHONPATH"] = os.pathsep.join(
+      [root] + [p for p in [environment.get("PYTHONPATH")] if p])
+  environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  return environment
+
+
+def main():
+  signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
+  _serve()
+
+
+if __name__ == "__main__":
+  main()
