@@ -606,3 +606,63 @@ def test_beam_builds_into_a_beam_filesystem(tmp_path, checkpoint_dir,
   assert refused.returncode == 1
   assert "slimhubtest://ckpts: remote paths" in refused.stderr
   assert "need --engine=beam" in refused.stderr
+
+
+TFLITE_SAMPLE = ("imagenet/mobilenet_v1_025_128/quantops/classification",
+                 "imagenet/mobilenet_v1_025_128/feature_vector")
+
+
+def test_tflite_models_beside_the_modules(tmp_path):
+  """--tflite writes a uint8 model beside a quantops module and a float one
+  beside a TF2 module, records them, and a run without it removes them."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  checkpoints = tmp_path / "checkpoints"
+  for net in ("mobilenet_v1_025_128/quantops", "mobilenet_v1_025_128"):
+    make_checkpoint.make_checkpoint(net, 1, checkpoint_dir=str(checkpoints))
+  output = tmp_path / "out"
+  quant_key = "google/imagenet/mobilenet_v1_025_128/quantops/classification/3"
+  float_key = "google/imagenet/mobilenet_v1_025_128/feature_vector/5"
+  built = run(regenerate(checkpoints, output, "--tflite", "--jobs=2",
+                         handles=TFLITE_SAMPLE, versions="3,5"))
+  assert built.returncode == 0, built.stdout + built.stderr
+  with open(output / "manifest.json") as f:
+    records = json.load(f)["modules"]
+  assert set(records) == {quant_key, float_key,
+                          float_key[:-1] + "3"}  # quantops has no v5
+  for key, inference_type in ((quant_key, "uint8"), (float_key, "float32")):
+    record = records[key]
+    assert record["inputs"]["options"]["tflite"] is True
+    assert record["tflite"] == {"path": key + ".tflite",
+                                "inference_type": inference_type,
+                                "image_size": [128, 128]}
+    assert record["files"][key + ".tflite"]["sha256"] == _sha256(
+        output / (key + ".tflite"))
+
+  def interpreter(key):
+    loaded = tf.lite.Interpreter(model_path=str(output / (key + ".tflite")))
+    loaded.allocate_tensors()
+    return loaded
+
+  quantized = interpreter(quant_key)
+  tensors = quantized.get_tensor_details()
+  conv_inputs = [tensors[op["inputs"][0]]["dtype"]
+                 for op in quantized._get_ops_details()  # pylint: disable=protected-access
+                 if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+  assert len(conv_inputs) == 28 and set(conv_inputs) == {np.uint8}
+  image = deterministic.images(128, 3)[:1]
+  lite = interpreter(float_key)
+  lite.set_tensor(lite.get_input_details()[0]["index"], image)
+  lite.invoke()
+  features = lite.get_tensor(lite.get_output_details()[0]["index"])
+  module = tf.saved_model.load(str(output / float_key))
+  expected = module(tf.constant(image), training=False).numpy()
+  assert reference_data.relative_error(features, expected) < 1e-4
+  assert verify_manifest(output).returncode == 0
+
+  without = run(regenerate(checkpoints, output, handles=TFLITE_SAMPLE,
+                           versions="3,5"))
+  assert without.returncode == 0, without.stdout + without.stderr
+  assert _summary_counts(without.stdout) == (
+      "Summary: 3 built, 0 up to date, 0 skipped, 0 failed")
+  assert not glob.glob(f"{output}/**/*.tflite", recursive=True)

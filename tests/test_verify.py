@@ -87,6 +87,33 @@ def test_good_modules_pass_every_check(stem, kind, version, exported_module,
       check.id for check in verifier.all_checks(report.format)]
 
 
+def test_reference_cache_serves_the_other_modules_of_a_net(
+    exported_module, reference_checkpoint, tmp_path, monkeypatch):
+  """The Slim net's outputs computed for one module (v3 classification)
+  serve the feature vector at v4 without rebuilding the net; the cached
+  values are what the check compares with (poisoned, parity fails)."""
+  cache = tmp_path / "slim-outputs"
+  checkpoint = reference_checkpoint(V1_NET)
+  first = verify(exported_module(V1_NET, CLS, 3), checkpoint=checkpoint,
+                 reference_cache=str(cache))
+  assert _status(first)["checkpoint_parity"] == "pass"
+  (stored,) = cache.iterdir()
+
+  from slimhub import net_graph  # pylint: disable=g-import-not-at-top
+  def no_rebuild(*unused_args, **unused_kwargs):
+    raise AssertionError("the Slim net was rebuilt despite the cache")
+  monkeypatch.setattr(net_graph, "build", no_rebuild)
+  fv4 = exported_module(V1_NET, FV, 4)
+  second = verify(fv4, checkpoint=checkpoint, reference_cache=str(cache))
+  assert _status(second)["checkpoint_parity"] == "pass"
+
+  with np.load(stored) as values:
+    poisoned = {name: values[name] + 1.0 for name in values.files}
+  np.savez(stored, **poisoned)
+  third = verify(fv4, checkpoint=checkpoint, reference_cache=str(cache))
+  assert "checkpoint_parity" in _failed(third)
+
+
 def _drop_train_update_ops(meta_graph):
   if "train" in meta_graph.meta_info_def.tags:
     del meta_graph.collection_def["update_ops"]

@@ -8,7 +8,8 @@ r"""slimhub-regenerate: rebuild whole module versions of the catalogue.
 Every selected handle x version whose checkpoint is in --checkpoint_dir
 (laid out as the official tarballs extract; --download fetches missing ones)
 is exported to OUT/<publisher>/<collection>/<net>/<kind>/<version>/ with its
-model card <version>.md (and <version>.tar.gz with --archive), verified,
+model card <version>.md (and <version>.tar.gz with --archive, <version>.tflite
+with --tflite), verified,
 and recorded with file hashes in OUT/manifest.json. Re-running skips what
 is up to date and completes what a failed or killed run left out. Exits
 with status 1 if any module failed.
@@ -59,6 +60,9 @@ _PUBLISHER = flags.DEFINE_string(
 _ARCHIVE = flags.DEFINE_bool(
     "archive", False, "Also write <version>.tar.gz of each module, laid out "
     "like tfhub.dev archives.")
+_TFLITE = flags.DEFINE_bool(
+    "tflite", False, "Also write <version>.tflite of each module: all-integer "
+    "uint8 for quantops modules, float otherwise (as slimhub-tflite).")
 _DOWNLOAD = flags.DEFINE_bool(
     "download", False, "Download missing checkpoints (the official Slim "
     "tarballs) into --checkpoint_dir.")
@@ -86,6 +90,7 @@ def main(argv):
       checkpoint_dir=_CHECKPOINT_DIR.value, output_dir=_OUTPUT_DIR.value,
       patterns=tuple(_HANDLES.value), versions=_versions(_VERSIONS.value),
       jobs=_JOBS.value, engine=_ENGINE.value, publisher=_PUBLISHER.value, archive=_ARCHIVE.value,
+      tflite=_TFLITE.value,
       download=_DOWNLOAD.value, base_url=_BASE_URL.value)
   log = lambda message: print(message, flush=True)
   try:

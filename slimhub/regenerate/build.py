@@ -1,8 +1,9 @@
 """The one unit of work of slimhub-regenerate: build module K.
 
 build(task) exports the module of a task (see plan.plan) into the task's
-work directory, verifies it, renders its model card and archive, and only
-then moves them into place; it returns the module's manifest record. Every
+work directory, verifies it, renders its model card, archive and TFLite
+model, and only then moves them into place; it returns the module's
+manifest record. Every
 engine calls it, in a worker process (worker.py) that isolates TensorFlow
 graphs, memory and crashes.
 
@@ -30,14 +31,19 @@ class BuildError(ValueError):
   """A module that cannot be built or placed; the message says why."""
 
 
-class ModulePaths(collections.namedtuple("ModulePaths",
-                                         ["module", "card", "archive"])):
-  """A module directory and, next to it, its model card and archive."""
+class ModulePaths(collections.namedtuple(
+    "ModulePaths", ["module", "card", "archive", "tflite"])):
+  """A module directory and, next to it, its model card, archive and
+  TFLite model."""
 
   @classmethod
   def of(cls, root, name):
     module = os.path.join(root, name)
-    return cls(module, module + ".md", module + ".tar.gz")
+    return cls(module, module + ".md", module + ".tar.gz", module + ".tflite")
+
+  def extras(self):
+    """The optional files beside the module, each with its task option."""
+    return (("archive", self.archive), ("tflite", self.tflite))
 
 
 def check_replaceable(module_dir, handle):
@@ -88,14 +94,16 @@ def signature_summary(module_dir):
   return summary
 
 
-def verify_module(module_dir, entry, kind, version, checkpoint):
+def verify_module(module_dir, entry, kind, version, checkpoint,
+                  reference_cache=None):
   """slimhub-verify's checks of the module against its catalogue entry
   (with its golden layout) and the checkpoint; their record, or BuildError
-  naming the failed checks."""
+  naming the failed checks. reference_cache: see verify.verify."""
   from slimhub import verify  # pylint: disable=g-import-not-at-top
   from slimhub.verify import checks  # pylint: disable=g-import-not-at-top
   report = verify.verify(module_dir, expect=entry.handle(kind, version),
-                         checkpoint=checkpoint)
+                         checkpoint=checkpoint,
+                         reference_cache=reference_cache)
   if not report.passed:
     raise BuildError("slimhub-verify failed:\n" + "\n".join(
         f"{result.id}: {result.detail}" for result in report.results
@@ -104,18 +112,33 @@ def verify_module(module_dir, entry, kind, version, checkpoint):
           "checks": {result.id: result.status for result in report.results}}
 
 
-def _place(staged, final, with_archive, work_dir):
-  """Renames the staged module, card and archive into place; an older
-  module is retired into the work directory first."""
+def _tflite_record(module_dir, path):
+  """Writes the module's TFLite model (uint8 for quantops, float
+  otherwise) to `path`; what the manifest records of it."""
+  from slimhub import tflite  # pylint: disable=g-import-not-at-top
+  try:
+    info = tflite.convert(module_dir, path)
+  except tflite.TFLiteError as error:
+    raise BuildError(f"TFLite: {error}") from None
+  return {"inference_type": info.inference_type,
+          "image_size": list(info.image_size)}
+
+
+def _place(staged, final, task, work_dir):
+  """Renames the staged module, card and the extras the task asks for into
+  place (removing extras it no longer asks for); an older module is retired
+  into the work directory first."""
   if os.path.exists(final.module):
     os.rename(final.module, os.path.join(work_dir, "retired"))
   os.makedirs(os.path.dirname(final.module), exist_ok=True)
   os.rename(staged.module, final.module)
   os.replace(staged.card, final.card)
-  if with_archive:
-    os.replace(staged.archive, final.archive)
-  elif os.path.exists(final.archive):
-    os.remove(final.archive)
+  for (option, staged_path), (_, final_path) in zip(staged.extras(),
+                                                    final.extras()):
+    if task.get(option):
+      os.replace(staged_path, final_path)
+    elif os.path.exists(final_path):
+      os.remove(final_path)
 
 
 def build(task):
@@ -131,7 +154,8 @@ def build(task):
   with open(os.path.join(staged.module, export.METADATA_FILE)) as f:
     metadata = json.load(f)
   verification = verify_module(staged.module, entry, kind, version,
-                               task["checkpoint"])
+                               task["checkpoint"],
+                               task.get("reference_cache"))
   with open(staged.card, "w") as f:
     f.write(model_cards.render(
         entry, kind, version, model_cards.ModuleFacts.from_metadata(metadata),
@@ -139,13 +163,15 @@ def build(task):
         checkpoint_sha256=task["inputs"]["checkpoint_sha256"]))
   if task["archive"]:
     archive.write(staged.module, staged.archive)
+  tflite = (_tflite_record(staged.module, staged.tflite)
+            if task.get("tflite") else None)
   signatures = signature_summary(staged.module)
-  _place(staged, final, task["archive"], task["work_dir"])
+  _place(staged, final, task, task["work_dir"])
   shutil.rmtree(os.path.join(task["work_dir"], "retired"), ignore_errors=True)
 
   relative = lambda path: os.path.relpath(path, output_dir)
   outputs = manifest.relative_files(final.module, output_dir) + [
-      relative(path) for path in (final.card, final.archive)
+      relative(path) for path in (final.card, final.archive, final.tflite)
       if os.path.exists(path)]
   return {
       "handle": task["key"],
@@ -160,6 +186,7 @@ def build(task):
                 for path in sorted(outputs)},
       "model_card": relative(final.card),
       "archive": relative(final.archive) if task["archive"] else None,
+      "tflite": dict(tflite, path=relative(final.tflite)) if tflite else None,
       "signatures": signatures,
       "verification": verification,
       "tensorflow_version": metadata["tensorflow_version"],

@@ -10,7 +10,7 @@ directory relative to OUT (``google/imagenet/<net>/<kind>/<version>``)::
                     "options"},
          "checkpoint_files": {file name: sha256},
          "files": {path relative to OUT: {"sha256", "size"}},
-         "model_card", "archive", "signatures", "verification",
+         "model_card", "archive", "tflite", "signatures", "verification",
          "tensorflow_version", "slimhub_version", "built_at",
          "build_seconds"}}}
 

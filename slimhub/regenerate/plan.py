@@ -8,7 +8,8 @@ For every selected catalogue handle x version whose checkpoint is in
 `checkpoint_dir` (laid out as the official tarballs extract, see
 catalog.Entry.checkpoint) -- or can be downloaded -- the module is exported
 to ``OUT/<publisher>/<collection>/<net>/<kind>/<version>/`` with its model
-card ``<version>.md`` (and with `archive`, ``<version>.tar.gz``), and
+card ``<version>.md`` (with `archive`, ``<version>.tar.gz``; with `tflite`,
+``<version>.tflite``), and
 recorded in ``OUT/manifest.json`` (slimhub.regenerate.manifest).
 
 plan() turns the selection into tasks, one per module to (re)build, which an
@@ -66,6 +67,7 @@ class Options:
   engine: str = "local"
   publisher: str = "google"
   archive: bool = False
+  tflite: bool = False
   download: bool = False
   base_url: Optional[str] = None
 
@@ -130,6 +132,15 @@ def _locate(entry, options, log):
   return _Source(prefix=prefix, sha256=digest, files=hashes)
 
 
+def _build_options(options):
+  """The options a module's files depend on; tflite only when asked, so that
+  manifests written before it existed stay up to date."""
+  chosen = {"publisher": options.publisher, "archive": options.archive}
+  if options.tflite:
+    chosen["tflite"] = True
+  return chosen
+
+
 def plan(options, manifest, work_dir, log=print):
   """([Job], [Outcome]): the modules to build, and what the others are."""
   jobs, outcomes, sources = [], [], {}
@@ -155,8 +166,7 @@ def plan(options, manifest, work_dir, log=print):
     inputs = {"checkpoint": entry.checkpoint,
               "checkpoint_sha256": source.sha256,
               "slimhub_version": slimhub.__version__,
-              "options": {"publisher": options.publisher,
-                          "archive": options.archive}}
+              "options": _build_options(options)}
     stale = manifest.stale_reason(key, inputs)
     if stale is None:
       outcomes.append(Outcome(key, UP_TO_DATE))
@@ -165,6 +175,9 @@ def plan(options, manifest, work_dir, log=print):
             "checkpoint": source.prefix, "checkpoint_files": source.files,
             "inputs": inputs, "output_dir": options.output_dir,
             "publisher": options.publisher, "archive": options.archive,
+            "tflite": options.tflite,
+            # Slim outputs of a checkpoint, shared by its modules' checks.
+            "reference_cache": files.join(work_dir, "slim-outputs"),
             "work_dir": files.join(work_dir, str(len(jobs)))}
     jobs.append(Job(key, task, stale))
   return jobs, outcomes

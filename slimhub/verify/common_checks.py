@@ -1,7 +1,10 @@
 """Checks of every module, whatever its format: identity, variables, golden
 layout and parity with the Slim checkpoint."""
 
+import hashlib
+import json
 import os
+import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -116,18 +119,11 @@ def checkpoint_parity(context):
   if expectation.net not in slim_nets.names():
     raise Failed(f"Slim net {expectation.net} is not implemented in this "
                  "slimhub")
-  net = slim_nets.get(expectation.net)
   height, width = context.image_size
   classify = expectation.kind == catalog.CLASSIFICATION
-  graph = net_graph.build(
-      net, num_classes=(expectation.num_classes if classify else None)
-      or net.num_classes,
-      image_size=height if height == width else None,
-      preprocessing_kind=expectation.preprocessing,
-      input_quant_range=expectation.input_quant_range)
   images = context.images()
   try:
-    reference = net_graph.run(graph, context.checkpoint, images)
+    reference = _slim_outputs(context, images)
   except checkpoints.CheckpointError as error:
     lines = str(error).splitlines()
     raise Failed(lines[0], lines[1:]) from None
@@ -140,6 +136,45 @@ def checkpoint_parity(context):
   return (f"default output = Slim {what} from "
           f"{os.path.basename(context.checkpoint)} (relative error "
           f"{error:.1e} on {len(images)} images of {height}x{width})")
+
+
+def _slim_outputs(context, images):
+  """{"features", "logits"} of the Slim net restored from the checkpoint.
+
+  Both kinds and every version of a net share them, so with a reference
+  cache (a regeneration run) they are computed once per checkpoint, net,
+  classes, size and scaling instead of once per module.
+  """
+  expectation = context.expectation
+  net = slim_nets.get(expectation.net)
+  height, width = context.image_size
+  classify = expectation.kind == catalog.CLASSIFICATION
+  graph_args = dict(
+      num_classes=(expectation.num_classes if classify else None)
+      or net.num_classes,
+      image_size=height if height == width else None,
+      preprocessing_kind=expectation.preprocessing,
+      input_quant_range=expectation.input_quant_range)
+  cached = None
+  if context.reference_cache:
+    key = json.dumps([os.path.realpath(context.checkpoint), net.name,
+                      height, width, graph_args], default=list)
+    cached = os.path.join(context.reference_cache,
+                          hashlib.sha256(key.encode()).hexdigest() + ".npz")
+    if os.path.exists(cached):
+      with np.load(cached) as stored:
+        return dict(stored)
+  outputs = net_graph.run(net_graph.build(net, **graph_args),
+                          context.checkpoint, images)
+  if cached:
+    os.makedirs(context.reference_cache, exist_ok=True)
+    # Written whole, then renamed: a concurrent module never reads half.
+    handle, staging = tempfile.mkstemp(suffix=".npz",
+                                       dir=context.reference_cache)
+    with os.fdopen(handle, "wb") as f:
+      np.savez(f, **outputs)
+    os.replace(staging, cached)
+  return outputs
 
 
 CHECKS = (identity, variables_readable)

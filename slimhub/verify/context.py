@@ -23,6 +23,7 @@ class Context:
   expect: Optional[tuple] = None
   checkpoint: Optional[str] = None
   golden_root: str = golden.GOLDEN_DIR
+  reference_cache: Optional[str] = None
   allow_ops: frozenset = frozenset()
   max_bytes: int = 0
   _sessions: dict = dataclasses.field(default_factory=dict)

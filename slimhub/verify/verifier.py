@@ -113,14 +113,16 @@ def _read_other(against):
 
 def verify(module_dir, expect=None, checkpoint=None, against=None,
            golden_root=golden.GOLDEN_DIR, allow_ops=(),
-           max_bytes=security.DEFAULT_MAX_BYTES):
+           max_bytes=security.DEFAULT_MAX_BYTES, reference_cache=None):
   """The Report of module_dir.
 
   expect: "HANDLE@VERSION" of a catalogue module (default: the one the
   slimhub metadata names, for the golden layout; "none": no golden
   layout); checkpoint: a Slim checkpoint to compare outputs with; against:
   another module directory to diff with; allow_ops: op types allowed beyond
-  the allowlist; max_bytes: the limit of declared and stored sizes. Raises
+  the allowlist; max_bytes: the limit of declared and stored sizes;
+  reference_cache: a directory where the Slim net's outputs on the checkpoint
+  are kept for other modules of the same net (one regeneration run). Raises
   VerifyError for a bad expect or against.
   """
   try:
@@ -149,7 +151,8 @@ def verify(module_dir, expect=None, checkpoint=None, against=None,
   context = context_lib.Context(
       module=module, expectation=expectation, identity_problems=problems,
       expect=golden_of, checkpoint=checkpoint, golden_root=golden_root,
-      allow_ops=frozenset(allow_ops), max_bytes=max_bytes)
+      allow_ops=frozenset(allow_ops), max_bytes=max_bytes,
+      reference_cache=reference_cache)
   try:
     results = checks.run(all_checks(module.format), context, security.GUARDS)
   finally:

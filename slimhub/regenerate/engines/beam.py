@@ -107,6 +107,7 @@ class BuildModules(beam.DoFn):
                              task["inputs"]["checkpoint_sha256"])
     return dict(task, checkpoint=os.path.join(
         directory, posixpath.basename(task["checkpoint"])),
+                reference_cache=os.path.join(self.scratch, "slim-outputs"),
                 work_dir=os.path.join(self.scratch, f"work-{number}"),
                 output_dir=os.path.join(self.scratch, f"out-{number}"))
 
@@ -135,14 +136,15 @@ class BuildModules(beam.DoFn):
 
   @staticmethod
   def _publish(task, local_task, record):
-    """Copies the built module, card and archive to the remote output,
-    replacing an older build; the caller commits the record after."""
+    """Copies the built module, card, archive and TFLite model to the URL
+    output, replacing an older build; the caller commits the record after."""
     output_dir, key = task["output_dir"], task["key"]
     module = files.join(output_dir, key)
     build_lib.check_replaceable(module, catalog.find(task["net"]).handle(
         task["kind"], task["version"]))
+    final = build_lib.ModulePaths.of(output_dir, key)
     old = files.files_below(module) + [
-        path for path in (module + ".md", module + ".tar.gz")
+        path for path in (final.card,) + tuple(p for _, p in final.extras())
         if files.isfile(path)]
     files.delete(old)
     for path in sorted(record["files"]):
