@@ -20,8 +20,10 @@ with status 1 if any module failed.
 --engine=beam runs the builds as an Apache Beam pipeline (pip install
 "slimhub[beam]"); every flag slimhub-regenerate does not know is passed to
 Beam as a pipeline option. Without --runner it runs offline on this machine
-(the FnApiRunner in multi_processing mode, --jobs workers; Beam's
-DirectRunner would first try to download the Prism runner).
+(the FnApiRunner with --jobs SDK worker processes; Beam's DirectRunner would
+first try to download the Prism runner). With --engine=beam, --checkpoint_dir
+and --output_dir may also be URLs Beam's FileSystems knows (gs://, s3://,
+hdfs://, or a scheme a --beam_plugins module registers).
 """
 
 from absl import app
@@ -34,9 +36,11 @@ from slimhub.exporters import common
 _CHECKPOINT_DIR = flags.DEFINE_string(
     "checkpoint_dir", None, "Directory of Slim checkpoints laid out as the "
     "official tarballs extract, e.g. pnasnet-5_large_2017_12_13/model.ckpt "
-    "(see slimhub-catalog --json, key 'checkpoint').")
+    "(see slimhub-catalog --json, key 'checkpoint'); with --engine=beam also "
+    "a gs://, s3://, hdfs:// URL.")
 _OUTPUT_DIR = flags.DEFINE_string(
-    "output_dir", None, "Where modules, model cards and manifest.json go.")
+    "output_dir", None, "Where modules, model cards and manifest.json go; "
+    "with --engine=beam also a gs://, s3://, hdfs:// URL.")
 _HANDLES = flags.DEFINE_list(
     "handles", [], "fnmatch globs on 'collection/stem/kind' or the net name, "
     "e.g. 'imagenet/mobilenet_v2_*', 'pnasnet_large', '*/classification' "

@@ -23,6 +23,7 @@ import time
 from slimhub import catalog
 from slimhub import export
 from slimhub.regenerate import cards as model_cards
+from slimhub.regenerate import files
 from slimhub.regenerate import manifest
 from slimhub.formats import archive
 
@@ -45,13 +46,17 @@ class ModulePaths(collections.namedtuple(
     return (("archive", self.archive), ("tflite", self.tflite))
 
 
-def _check_replaceable(module_dir, handle):
-  """Refuses to replace a directory slimhub did not write for `handle`."""
-  if not os.path.exists(module_dir):
+def check_replaceable(module_dir, handle):
+  """Refuses to replace a directory slimhub did not write for `handle`
+  (local, or remote: any file below that prefix)."""
+  if files.is_remote(module_dir):
+    if not files.files_below(module_dir):
+      return
+  elif not os.path.exists(module_dir):
     return
   try:
-    with open(os.path.join(module_dir, export.METADATA_FILE)) as f:
-      recorded = json.load(f).get("handle")
+    recorded = json.loads(files.read_text(
+        files.join(module_dir, export.METADATA_FILE))).get("handle")
   except (OSError, ValueError):
     recorded = None
   if recorded != handle:
@@ -142,7 +147,7 @@ def build(task):
   entry = catalog.find(task["net"])
   kind, version, output_dir = task["kind"], task["version"], task["output_dir"]
   final = ModulePaths.of(output_dir, task["key"])
-  _check_replaceable(final.module, entry.handle(kind, version))
+  check_replaceable(final.module, entry.handle(kind, version))
   staged = ModulePaths.of(task["work_dir"], "module")
   export.export_module(entry.name, kind, version, task["checkpoint"],
                        staged.module)

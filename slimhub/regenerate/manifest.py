@@ -34,6 +34,8 @@ import json
 import os
 import tempfile
 
+from slimhub.regenerate import files
+
 SCHEMA = "slimhub-regenerate-manifest/1"
 FILE_NAME = "manifest.json"
 FINGERPRINT_FILE = "fingerprint.pb"
@@ -48,32 +50,29 @@ class ManifestError(ValueError):
 
 def sha256_file(path):
   digest = hashlib.sha256()
-  with open(path, "rb") as f:
+  with files.open_read(path) as f:
     for chunk in iter(lambda: f.read(_CHUNK), b""):
       digest.update(chunk)
   return digest.hexdigest()
 
 
 def file_record(path):
-  return {"sha256": sha256_file(path), "size": os.path.getsize(path)}
+  return {"sha256": sha256_file(path), "size": files.size(path)}
 
 
 def relative_files(directory, root):
   """Every file below `directory`, as sorted paths relative to `root`."""
-  paths = []
-  for parent, _, names in os.walk(directory):
-    paths += [os.path.relpath(os.path.join(parent, name), root)
-              for name in names]
-  return sorted(path.replace(os.sep, "/") for path in paths)
+  return sorted(files.relative(path, root)
+                for path in files.files_below(directory))
 
 
 def checkpoint_files(prefix):
   """The files of the checkpoint at `prefix`: its .index and data shards
   (V2), or the single file of a V1 checkpoint; [] when there is none."""
-  if os.path.isfile(prefix + ".index"):
-    return sorted([prefix + ".index"] + glob.glob(glob.escape(prefix)
-                                                  + ".data-*-of-*"))
-  return [prefix] if os.path.isfile(prefix) else []
+  if files.isfile(prefix + ".index"):
+    pattern = prefix if files.is_remote(prefix) else glob.escape(prefix)
+    return sorted([prefix + ".index"] + files.glob(pattern + ".data-*-of-*"))
+  return [prefix] if files.isfile(prefix) else []
 
 
 def checkpoint_digest(prefix):
@@ -179,17 +178,25 @@ def write_atomically(path, text):
     raise
 
 
+def save_text(path, text):
+  """Writes `text` atomically: locally by rename, remotely as one object."""
+  if files.is_remote(path):
+    files.write_remote(path, text.encode("utf-8"))
+  else:
+    write_atomically(path, text)
+
+
 def records_dir(output_dir):
   """Where engines that write the manifest once commit each record first."""
-  return os.path.join(output_dir, RECORDS_DIR)
+  return files.join(output_dir, RECORDS_DIR)
 
 
 def commit_record(directory, record):
   """Commits the record of a module whose files are in place."""
-  os.makedirs(directory, exist_ok=True)
+  if not files.is_remote(directory):
+    os.makedirs(directory, exist_ok=True)
   name = hashlib.sha256(record["handle"].encode("utf-8")).hexdigest()
-  write_atomically(os.path.join(directory, name + ".json"),
-                   json.dumps(record))
+  save_text(files.join(directory, name + ".json"), json.dumps(record))
 
 
 class Manifest:
@@ -197,12 +204,11 @@ class Manifest:
 
   def __init__(self, output_dir, path=None):
     self.output_dir = output_dir
-    self.path = path or os.path.join(output_dir, FILE_NAME)
+    self.path = path or files.join(output_dir, FILE_NAME)
     self.modules = {}
-    if os.path.exists(self.path):
+    if files.isfile(self.path):
       try:
-        with open(self.path) as f:
-          data = json.load(f)
+        data = json.loads(files.read_text(self.path))
       except (OSError, ValueError) as error:
         raise ManifestError(f"Cannot read {self.path}: {error}") from None
       if data.get("schema") != SCHEMA:
@@ -213,21 +219,19 @@ class Manifest:
   def save(self):
     data = {"schema": SCHEMA,
             "modules": dict(sorted(self.modules.items()))}
-    write_atomically(self.path, json.dumps(data, indent=2) + "\n")
+    save_text(self.path, json.dumps(data, indent=2) + "\n")
 
   def merge_records(self, directory):
     """Adds the records committed in `directory`, saves the manifest once
     and removes them; {key: record} of those merged."""
-    paths = sorted(glob.glob(os.path.join(directory, "*.json")))
+    paths = files.glob(files.join(directory, "*.json"))
     merged = {}
     for path in paths:
-      with open(path) as f:
-        record = json.load(f)
+      record = json.loads(files.read_text(path))
       merged[record["handle"]] = self.modules[record["handle"]] = record
     if merged:
       self.save()
-    for path in paths:
-      os.remove(path)
+    files.delete(paths)
     return merged
 
   def stale_reason(self, key, inputs):
@@ -242,12 +246,12 @@ class Manifest:
       return f"inputs changed ({', '.join(changed)})"
     recorded = record["files"]
     for path, expected_record in recorded.items():
-      full = os.path.join(self.output_dir, path)
-      if not os.path.isfile(full):
+      full = files.join(self.output_dir, path)
+      if not files.isfile(full):
         return f"{path} is missing"
       if file_record(full) != expected_record:
         return f"{path} changed"
-    extra = sorted(set(relative_files(os.path.join(self.output_dir, key),
+    extra = sorted(set(relative_files(files.join(self.output_dir, key),
                                       self.output_dir)) - set(recorded))
     if extra:
       return f"unrecorded file {extra[0]} in the module"

@@ -24,12 +24,15 @@ import dataclasses
 import fcntl
 import os
 import shutil
+import socket
+import uuid
 from typing import Optional
 
 import slimhub
 from slimhub import catalog
 from slimhub import slim_nets
 from slimhub.regenerate import fetch
+from slimhub.regenerate import files
 from slimhub.regenerate import manifest as manifest_lib
 from slimhub.regenerate import worker
 
@@ -114,7 +117,7 @@ def _unbuildable_reason(entry):
 
 def _locate(entry, options, log):
   """The _Source of `entry` in the checkpoint directory, fetched if asked."""
-  prefix = os.path.join(options.checkpoint_dir, entry.checkpoint)
+  prefix = files.join(options.checkpoint_dir, entry.checkpoint)
   if not manifest_lib.checkpoint_files(prefix):
     if not options.download:
       return _Source(status=SKIPPED, reason=(
@@ -125,8 +128,8 @@ def _locate(entry, options, log):
                              base_url=options.base_url, log=log)
     except fetch.FetchError as error:
       return _Source(status=FAILED, reason=str(error))
-  digest, files = manifest_lib.checkpoint_digest(prefix)
-  return _Source(prefix=prefix, sha256=digest, files=files)
+  digest, hashes = manifest_lib.checkpoint_digest(prefix)
+  return _Source(prefix=prefix, sha256=digest, files=hashes)
 
 
 def _build_options(options):
@@ -174,8 +177,8 @@ def plan(options, manifest, work_dir, log=print):
             "publisher": options.publisher, "archive": options.archive,
             "tflite": options.tflite,
             # Slim outputs of a checkpoint, shared by its modules' checks.
-            "reference_cache": os.path.join(work_dir, "slim-outputs"),
-            "work_dir": os.path.join(work_dir, str(len(jobs)))}
+            "reference_cache": files.join(work_dir, "slim-outputs"),
+            "work_dir": files.join(work_dir, str(len(jobs)))}
     jobs.append(Job(key, task, stale))
   return jobs, outcomes
 
@@ -192,12 +195,52 @@ def _locked(output_dir):
     yield
 
 
+@contextlib.contextmanager
+def _remote_locked(output_dir):
+  """A best-effort lock on a remote output directory: a lock file that a
+  second run finds. FileSystems has no create-if-absent, so two runs that
+  start within the same moment can both take it; a killed run leaves it
+  behind, and the error says which file to delete."""
+  path = files.join(output_dir, LOCK_FILE)
+  if files.isfile(path):
+    raise RegenerateError(
+        f"Another slimhub-regenerate is writing to {output_dir} ({path} "
+        "exists; delete it if no run is going on)")
+  token = f"{socket.gethostname()} {os.getpid()} {uuid.uuid4().hex}"
+  files.write_remote(path, token.encode("utf-8"))
+  try:
+    if files.read_text(path) != token:
+      raise RegenerateError(
+          f"Another slimhub-regenerate took the lock {path} at the same time")
+    yield
+  finally:
+    if files.isfile(path) and files.read_text(path) == token:
+      files.delete([path])
+
+
+def _check_paths(options):
+  """Refuses remote paths the engine or --download cannot use."""
+  remote = [path for path in (options.checkpoint_dir, options.output_dir)
+            if files.is_remote(path)]
+  if remote and options.engine != "beam":
+    raise RegenerateError(
+        f"{' and '.join(remote)}: remote paths (gs://, s3://, hdfs://, ...) "
+        "need --engine=beam; --engine=local reads and writes local or shared "
+        "filesystems only")
+  if options.download and files.is_remote(options.checkpoint_dir):
+    raise RegenerateError(
+        "--download writes into a local --checkpoint_dir, not "
+        f"{options.checkpoint_dir}; download locally and copy it there")
+  if (not files.is_remote(options.checkpoint_dir)
+      and not os.path.isdir(options.checkpoint_dir) and not options.download):
+    raise RegenerateError(
+        f"Checkpoint directory {options.checkpoint_dir} does not exist")
+
+
 def regenerate(options, log=print, pipeline_args=()):
   """Regenerates the selected modules on options.engine; the Outcome of
   every module. `pipeline_args` are the Beam engine's pipeline options."""
-  if not os.path.isdir(options.checkpoint_dir) and not options.download:
-    raise RegenerateError(
-        f"Checkpoint directory {options.checkpoint_dir} does not exist")
+  _check_paths(options)
   if options.jobs < 1:
     raise RegenerateError(f"jobs must be at least 1, not {options.jobs}")
   if options.engine not in ENGINES:
@@ -210,17 +253,23 @@ def regenerate(options, log=print, pipeline_args=()):
       raise RegenerateError(
           f"--engine=beam needs apache-beam ({error}); install it with "
           "pip install 'slimhub[beam]'") from None
+    engine.import_plugins(pipeline_args)
   else:
     from slimhub.regenerate.engines import local as engine  # pylint: disable=g-import-not-at-top
-  os.makedirs(options.output_dir, exist_ok=True)
-  with _locked(options.output_dir):
+  remote = files.is_remote(options.output_dir)
+  if remote:
+    locked = _remote_locked(options.output_dir)
+  else:
+    os.makedirs(options.output_dir, exist_ok=True)
+    locked = _locked(options.output_dir)
+  with locked:
     try:
       manifest = manifest_lib.Manifest(options.output_dir)
     except manifest_lib.ManifestError as error:
       raise RegenerateError(str(error)) from None
     manifest.merge_records(manifest_lib.records_dir(options.output_dir))
-    work_dir = os.path.join(options.output_dir, WORK_DIR)
-    shutil.rmtree(work_dir, ignore_errors=True)  # left by a killed run
+    work_dir = files.join(options.output_dir, WORK_DIR)
+    _remove_work_dir(work_dir)  # left by a killed run
     jobs, outcomes = plan(options, manifest, work_dir, log)
     log(f"{len(jobs)} to build, {len(outcomes)} not: "
         + ", ".join(f"{sum(o.status == s for o in outcomes)} {s}"
@@ -228,8 +277,15 @@ def regenerate(options, log=print, pipeline_args=()):
     if jobs:
       outcomes += engine.run(jobs, options, manifest, work_dir, log,
                              pipeline_args)
-    shutil.rmtree(work_dir, ignore_errors=True)
+    _remove_work_dir(work_dir)
   return outcomes
+
+
+def _remove_work_dir(work_dir):
+  if files.is_remote(work_dir):
+    files.delete(files.files_below(work_dir))
+  else:
+    shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def _one_line(text, limit=300):

@@ -10,25 +10,42 @@ failed modules go to the dead-letter output with their reason. The driver
 merges the records into the manifest once, after the pipeline ended (and a
 later run merges those of a driver that was killed).
 
+For a URL --output_dir (gs://, s3://, ... see files.py), BuildModules
+copies the checkpoint to a worker-local directory, has the module built into
+another, copies the files to the output and commits the record after them.
+
 Without --runner the pipeline runs offline on this machine: the FnApiRunner
-in multi_processing mode with --direct_num_workers (default --jobs)
-processes. Beam's DirectRunner would first try the Prism runner, which
-downloads a binary.
+with --direct_num_workers (default --jobs) quiet SDK worker processes
+(sdk_worker.py). Beam's DirectRunner would first try the Prism runner,
+which downloads a binary.
 """
 
+import collections
+import importlib
+import itertools
 import json
+import logging
 import os
+import posixpath
+import shlex
+import shutil
+import sys
 import tempfile
 import time
 
 import apache_beam as beam
 from apache_beam.options import pipeline_options
 
+from slimhub.regenerate import files
 from slimhub.regenerate import manifest as manifest_lib
+from slimhub import catalog
+from slimhub.regenerate import build as build_lib
 from slimhub.regenerate import plan as plan_lib
 from slimhub.regenerate import worker as worker_lib
 
 DEAD_LETTER = "dead-letter"
+# Checkpoints a worker keeps copied from a remote --checkpoint_dir.
+_CACHED_CHECKPOINTS = 3
 
 
 class BuildModules(beam.DoFn):
@@ -39,20 +56,35 @@ class BuildModules(beam.DoFn):
     self.records_dir = records_dir
     self.worker = None
     self.scratch = None
+    self.checkpoints = None  # digest -> local copy, for URL checkpoints
+    self.counter = None
 
   def setup(self):
     self.scratch = tempfile.mkdtemp(prefix="slimhub-beam-")
+    self.checkpoints = collections.OrderedDict()
+    self.counter = itertools.count()
     self._start()
 
   def _start(self):
     self.worker = worker_lib.WorkerProcess(self.scratch)
 
   def process(self, task):
-    if not self.worker.alive:
-      self._start()
-    self.worker.submit(task)
     started = time.time()
-    result = self.worker.wait()
+    remote = files.is_remote(task["output_dir"])
+    local_task = self._localized(task) if remote else task
+    try:
+      if remote:
+        self._copy_checkpoint(task, local_task)
+      result = self._build(local_task)
+      if result["status"] == worker_lib.BUILT and remote:
+        self._publish(task, local_task, result["record"])
+    except (OSError, build_lib.BuildError) as error:
+      result = {"status": worker_lib.FAILED,
+                "reason": f"{type(error).__name__}: {error}"}
+    finally:
+      if remote:
+        shutil.rmtree(local_task["work_dir"], ignore_errors=True)
+        shutil.rmtree(local_task["output_dir"], ignore_errors=True)
     if result["status"] == worker_lib.BUILT:
       manifest_lib.commit_record(self.records_dir, result["record"])
       yield result["record"]
@@ -61,34 +93,140 @@ class BuildModules(beam.DoFn):
           "key": task["key"], "reason": result["reason"],
           "seconds": round(time.time() - started, 1)})
 
+  def _build(self, task):
+    if not self.worker.alive:
+      self._start()
+    self.worker.submit(task)
+    return self.worker.wait()
+
+  def _localized(self, task):
+    """`task` reading a local copy of its checkpoint (_copy_checkpoint) and
+    building into a worker-local output directory."""
+    number = next(self.counter)
+    directory = os.path.join(self.scratch, "checkpoints",
+                             task["inputs"]["checkpoint_sha256"])
+    return dict(task, checkpoint=os.path.join(
+        directory, posixpath.basename(task["checkpoint"])),
+                reference_cache=os.path.join(self.scratch, "slim-outputs"),
+                work_dir=os.path.join(self.scratch, f"work-{number}"),
+                output_dir=os.path.join(self.scratch, f"out-{number}"))
+
+  def _copy_checkpoint(self, task, local_task):
+    """Copies the task's checkpoint where local_task reads it, once per
+    worker, checked against the hashes the driver planned with."""
+    digest = task["inputs"]["checkpoint_sha256"]
+    directory = os.path.dirname(local_task["checkpoint"])
+    if digest not in self.checkpoints:
+      partial = directory + ".partial"
+      shutil.rmtree(partial, ignore_errors=True)
+      os.makedirs(partial)
+      source_dir = posixpath.dirname(task["checkpoint"])
+      for name, sha256 in sorted(task["checkpoint_files"].items()):
+        source, copy = files.join(source_dir, name), os.path.join(partial, name)
+        files.copy_from_remote(source, copy)
+        if manifest_lib.sha256_file(copy) != sha256:
+          raise build_lib.BuildError(
+              f"{source} changed since the run was planned (its sha256 "
+              "differs); rerun to rebuild from it")
+      os.rename(partial, directory)
+      self.checkpoints[digest] = directory
+      while len(self.checkpoints) > _CACHED_CHECKPOINTS:
+        shutil.rmtree(self.checkpoints.popitem(last=False)[1])
+    self.checkpoints.move_to_end(digest)
+
+  @staticmethod
+  def _publish(task, local_task, record):
+    """Copies the built module, card, archive and TFLite model to the URL
+    output, replacing an older build; the caller commits the record after."""
+    output_dir, key = task["output_dir"], task["key"]
+    module = files.join(output_dir, key)
+    build_lib.check_replaceable(module, catalog.find(task["net"]).handle(
+        task["kind"], task["version"]))
+    final = build_lib.ModulePaths.of(output_dir, key)
+    old = files.files_below(module) + [
+        path for path in (final.card,) + tuple(p for _, p in final.extras())
+        if files.isfile(path)]
+    files.delete(old)
+    for path in sorted(record["files"]):
+      files.copy_to_remote(os.path.join(local_task["output_dir"], path),
+                           files.join(output_dir, path))
+
   def teardown(self):
     if self.worker is not None:
       self.worker.stop()
 
 
-def _options(pipeline_args, jobs):
+def import_plugins(pipeline_args):
+  """Imports the --beam_plugins modules in the driver as the SDK workers
+  do, so that a filesystem a plugin registers serves planning and the
+  manifest too."""
+  setup = pipeline_options.PipelineOptions(list(pipeline_args)).view_as(
+      pipeline_options.SetupOptions)
+  for plugin in setup.beam_plugins or ():
+    importlib.import_module(plugin)
+
+
+def _given(pipeline_args, name):
+  return any(arg.split("=", 1)[0] == f"--{name}" for arg in pipeline_args)
+
+
+def _runner(options, quiet):
+  """The FnApiRunner in multi-process mode: one quiet SDK worker process
+  (sdk_worker.py) per --direct_num_workers, which, unlike those of Beam's
+  own multi_processing mode, receive the pipeline options (log levels,
+  --beam_plugins)."""
+  from apache_beam.portability.api import beam_provision_api_pb2  # pylint: disable=g-import-not-at-top
+  from apache_beam.runners.portability import portable_runner  # pylint: disable=g-import-not-at-top
+  from apache_beam.runners.portability.fn_api_runner import fn_runner  # pylint: disable=g-import-not-at-top
+  from apache_beam.transforms import environments  # pylint: disable=g-import-not-at-top
+  level = "ERROR" if quiet else "INFO"
+  command = (f"{shlex.quote(sys.executable)} -m "
+             f"slimhub.regenerate.engines.sdk_worker {level}")
+  encoded = portable_runner.JobServiceHandle.encode_pipeline_options(
+      options.get_all_options())
+  return fn_runner.FnApiRunner(
+      default_environment=(
+          environments.SubprocessSDKEnvironment.from_command_string(command)),
+      provision_info=fn_runner.ExtendedProvisionInfo(
+          beam_provision_api_pb2.ProvisionInfo(
+              retrieval_token="unused-retrieval-token",
+              pipeline_options=encoded)))
+
+
+def _pipeline(pipeline_args, jobs, quiet):
+  """(Pipeline, runner name): offline on this machine without --runner,
+  and with Beam's own lines below ERROR (driver and SDK workers) hidden
+  when `quiet`."""
+  if quiet:
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)
   options = pipeline_options.PipelineOptions(list(pipeline_args))
+  if quiet and not _given(pipeline_args, "default_sdk_harness_log_level"):
+    options.view_as(pipeline_options.WorkerOptions
+                    ).default_sdk_harness_log_level = "ERROR"
   standard = options.view_as(pipeline_options.StandardOptions)
-  if standard.runner is None:
-    standard.runner = "FnApiRunner"
-    direct = options.view_as(pipeline_options.DirectOptions)
-    direct.direct_running_mode = "multi_processing"
-    if not any(arg.startswith("--direct_num_workers")
-               for arg in pipeline_args):
-      direct.direct_num_workers = jobs
-  return options
+  if standard.runner is not None:
+    return beam.Pipeline(options=options), standard.runner
+  direct = options.view_as(pipeline_options.DirectOptions)
+  if not _given(pipeline_args, "direct_num_workers"):
+    direct.direct_num_workers = jobs
+  # Not multi_processing: that mode would replace the runner's workers by
+  # Beam's own, which get no pipeline options.
+  direct.direct_running_mode = "in_memory"
+  return beam.Pipeline(runner=_runner(options, quiet), options=options), (
+      "FnApiRunner")
 
 
 def run(jobs, options, manifest, work_dir, log=print, pipeline_args=()):
   """Builds `jobs` in a Beam pipeline; their Outcomes."""
   records_dir = manifest_lib.records_dir(options.output_dir)
-  dead_letter = os.path.join(work_dir, DEAD_LETTER)
-  beam_options = _options(pipeline_args, options.jobs)
-  runner = beam_options.view_as(pipeline_options.StandardOptions).runner
+  dead_letter = files.join(work_dir, DEAD_LETTER)
+  # The binaries' --verbosity sets the root logger's level (absl).
+  quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
+  pipeline, runner = _pipeline(pipeline_args, options.jobs, quiet)
   log(f"Beam pipeline on {runner} for {len(jobs)} modules")
   error = None
   try:
-    with beam.Pipeline(options=beam_options) as pipeline:
+    with pipeline:
       results = (pipeline
                  | "Tasks" >> beam.Create([job.task for job in jobs])
                  | "Reshuffle" >> beam.Reshuffle()
@@ -104,10 +242,9 @@ def run(jobs, options, manifest, work_dir, log=print, pipeline_args=()):
     error = f"the pipeline failed: {type(exception).__name__}: {exception}"
   merged = manifest.merge_records(records_dir)
   failed = {}
-  for path in sorted(beam.io.filesystems.FileSystems.match(
-      [dead_letter + "*"])[0].metadata_list, key=lambda m: m.path):
-    with open(path.path) as f:
-      failed.update((item["key"], item) for item in map(json.loads, f))
+  for path in files.glob(dead_letter + "*"):
+    failed.update((item["key"], item) for item in
+                  map(json.loads, files.read_text(path).splitlines()))
   outcomes = []
   for job in jobs:
     if job.key in merged:

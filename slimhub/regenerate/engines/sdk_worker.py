@@ -1,0 +1,33 @@
+"""Beam's SDK worker for the offline runner of --engine=beam, kept quiet.
+
+    python -m slimhub.regenerate.engines.sdk_worker LEVEL
+
+Beam's own worker (apache_beam.runners.worker.sdk_worker_main) logs INFO
+lines to stderr before it has read the pipeline options that could set its
+level, and TensorFlow's C++ start-up lines follow. This entry first gives
+the root logger a stderr handler at LEVEL (a logging level name; ERROR
+unless the user asked for --verbosity) and, above INFO, imports TensorFlow
+without its start-up lines, then runs Beam's worker unchanged.
+"""
+
+import logging
+import sys
+
+
+def main(argv):
+  level = logging.getLevelName(argv[1] if len(argv) > 1 else "ERROR")
+  if level > logging.INFO:
+    # The DoFn's module imports TensorFlow: import it first, quietly.
+    from slimhub.exporters import common  # pylint: disable=g-import-not-at-top
+    common.import_tensorflow_quietly(argv=[])
+  handler = logging.StreamHandler()
+  handler.setLevel(level)
+  handler.setFormatter(logging.Formatter(
+      "%(levelname)s:%(name)s:%(message)s"))
+  logging.getLogger().addHandler(handler)
+  from apache_beam.runners.worker import sdk_worker_main  # pylint: disable=g-import-not-at-top
+  sdk_worker_main.main(argv)
+
+
+if __name__ == "__main__":
+  main(sys.argv)
