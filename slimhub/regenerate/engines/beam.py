@@ -154,6 +154,8 @@ class BuildModules(beam.DoFn):
   def teardown(self):
     if self.worker is not None:
       self.worker.stop()
+    if self.scratch is not None:
+      shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def import_plugins(pipeline_args):
