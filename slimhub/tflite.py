@@ -16,11 +16,11 @@ the model file is written atomically.
 
 import dataclasses
 import os
-import tempfile
 
 import tensorflow as tf
 
 from slimhub import image_size
+from slimhub.formats import atomic
 from slimhub.formats import hub_protos
 from slimhub.formats import tf1_hub
 
@@ -163,24 +163,10 @@ def convert(module_dir, output_path):
     raise TFLiteError(f"Converting {module_dir} failed: "
                       f"{message[0] if message else type(error).__name__}"
                       ) from None
-  _write_atomically(output_path, model)
+  atomic.write_file(output_path, model)
   interpreter = tf.lite.Interpreter(model_content=model)
   return TFLiteInfo(path=output_path, bytes=len(model),
                     inference_type=inference_type,
                     image_size=(height, width),
                     output_dim=int(interpreter.get_output_details()[0]
                                    ["shape"][-1]))
-
-
-def _write_atomically(path, data):
-  directory = os.path.dirname(path)
-  os.makedirs(directory, exist_ok=True)
-  handle, staging = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.",
-                                     dir=directory)
-  try:
-    with os.fdopen(handle, "wb") as f:
-      f.write(data)
-    os.replace(staging, path)
-  except BaseException:
-    os.unlink(staging)
-    raise

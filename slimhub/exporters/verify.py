@@ -78,7 +78,8 @@ def _options(runner):
 
 def _write_junit(runner, suites):
   if _JUNIT_XML.value:
-    runner.write_atomically(_JUNIT_XML.value, runner.junit_xml(suites))
+    from slimhub.formats import atomic  # pylint: disable=g-import-not-at-top
+    atomic.write_file(_JUNIT_XML.value, runner.junit_xml(suites))
 
 
 def _verify_one(runner, module_dir):

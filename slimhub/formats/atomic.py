@@ -1,4 +1,4 @@
-"""Atomic export directories: a module appears complete or not at all.
+"""Atomic export directories and files: they appear complete or not at all.
 
 Writers fill a temporary sibling of the target (same filesystem), which is
 renamed into place only after everything was written. A crash or SIGKILL
@@ -70,4 +70,24 @@ def atomic_directory(target, overwrite=False):
       os.rename(staging, target)
   except BaseException:
     shutil.rmtree(staging, ignore_errors=True)
+    raise
+
+
+def write_file(path, data):
+  """Writes `data` (str or bytes) to `path` through a synced temporary
+  sibling and a rename; the directory is created if needed."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  handle, temporary = tempfile.mkstemp(
+      prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+  try:
+    with os.fdopen(handle, "w" if isinstance(data, str) else "wb") as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+    os.chmod(temporary, 0o644)
+    os.replace(temporary, path)
+  except BaseException:
+    if os.path.exists(temporary):
+      os.remove(temporary)
     raise

@@ -32,8 +32,8 @@ import glob
 import hashlib
 import json
 import os
-import tempfile
 
+from slimhub.formats import atomic
 from slimhub.regenerate import files
 
 SCHEMA = "slimhub-regenerate-manifest/1"
@@ -160,30 +160,12 @@ def report_tree(manifest_path, under=None, out=print):
   return not problems
 
 
-def write_atomically(path, text):
-  """Writes `text` to `path` through a temporary sibling and a rename."""
-  directory = os.path.dirname(os.path.abspath(path))
-  handle, temporary = tempfile.mkstemp(
-      prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-  try:
-    with os.fdopen(handle, "w") as f:
-      f.write(text)
-      f.flush()
-      os.fsync(f.fileno())
-    os.chmod(temporary, 0o644)
-    os.replace(temporary, path)
-  except BaseException:
-    if os.path.exists(temporary):
-      os.remove(temporary)
-    raise
-
-
 def save_text(path, text):
   """Writes `text` atomically: locally by rename, remotely as one object."""
   if files.is_remote(path):
     files.write_remote(path, text.encode("utf-8"))
   else:
-    write_atomically(path, text)
+    atomic.write_file(path, text)
 
 
 def records_dir(output_dir):

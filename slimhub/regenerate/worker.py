@@ -36,9 +36,8 @@ _PARENT_POLL_SECONDS = 0.5
 
 
 def _write_result(work_dir, result):
-  from slimhub.regenerate import manifest  # pylint: disable=g-import-not-at-top
-  manifest.write_atomically(os.path.join(work_dir, RESULT_FILE),
-                            json.dumps(result))
+  from slimhub.formats import atomic  # pylint: disable=g-import-not-at-top
+  atomic.write_file(os.path.join(work_dir, RESULT_FILE), json.dumps(result))
 
 
 def _exit_when_orphaned(parent, children=()):

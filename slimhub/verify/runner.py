@@ -155,20 +155,6 @@ def junit_xml(suites):
                               xml_declaration=True) + "\n"
 
 
-def write_atomically(path, text):
-  """Writes `text` to `path` through a temporary file and a rename."""
-  directory = os.path.dirname(os.path.abspath(path))
-  handle, staging = tempfile.mkstemp(dir=directory, prefix=".junit-")
-  try:
-    with os.fdopen(handle, "w") as f:
-      f.write(text)
-    os.replace(staging, path)
-  except BaseException:
-    if os.path.exists(staging):
-      os.unlink(staging)
-    raise
-
-
 def _child(request_path, result_path):
   """The child's side: verify, write {"report", "table"} or {"error"}."""
   with open(request_path) as f:
