@@ -26,7 +26,8 @@ baseline, as the median of --repeats runs (min and max shown):
 6. regenerate: modules/hour of slimhub-regenerate per family on a stratified
    sample (--regenerate_nets, one small stem per family; feature_vector at
    versions 1/3/5) with --engine=local and --engine=beam at 2 workers, against
-   today's engine on main (--baseline_python, a fresh process per module),
+   an older slimhub's engine (--baseline_python: a venv of slimhub before
+   the regenerate package, whose engine ran a fresh process per module),
    and the projected time of the whole catalogue. Targets: projection >= 2x
    shorter than the baseline; beam within 10% of local.
 
@@ -56,7 +57,6 @@ REGENERATE_NETS = ("mobilenet_v1_025_128", "mobilenet_v2_035_96",
                    "mobilenet_v3_small_075_224", "inception_v1",
                    "resnet_v1_50")
 REGENERATE_VERSIONS = "1,3,5"
-MAIN_PYTHON = "/work/main/.venv/bin/python"
 # tf.keras.applications peers of the catalogue nets (None: no peer exists).
 KERAS_PEERS = {
     "mobilenet_v2_100_224": "MobileNetV2", "inception_v3": "InceptionV3",
@@ -485,8 +485,10 @@ def main():
   parser.add_argument("--work_dir", default=os.path.join(REPO, "bench_work"))
   parser.add_argument("--json_out", default=None)
   parser.add_argument("--regenerate_nets", default=",".join(REGENERATE_NETS))
-  parser.add_argument("--baseline_python", default=MAIN_PYTHON,
-                      help="python of a venv with today's slimhub (main)")
+  parser.add_argument("--baseline_python", default=None,
+                      help="python of a venv with an older slimhub to "
+                      "compare the regeneration engines with (e.g. a venv "
+                      "of slimhub before the regenerate package)")
   args = parser.parse_args()
   parts = args.parts.split(",")
   unknown = set(parts) - set(PARTS)
