@@ -56,7 +56,7 @@ def get_expected_image_size(module, signature=None, input_name=None):
   """[height, width] a module expects, from a path or a loaded TF2 object."""
   if isinstance(module, (str, os.PathLike)):
     path = os.fspath(module)
-    if os.path.exists(os.path.join(path, hub_protos.MODULE_DEF_FILENAME)):
+    if tf1_hub.is_tf1_module(path):
       return _from_tf1(path, signature, input_name)
     module = tf.saved_model.load(path)
   return _from_tf2(module)

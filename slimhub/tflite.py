@@ -53,11 +53,6 @@ def _fail_if_missing(module_dir):
     raise TFLiteError(f"{module_dir} is not a module (no saved_model.pb)")
 
 
-def is_tf1_module(module_dir):
-  return os.path.exists(os.path.join(module_dir,
-                                     hub_protos.MODULE_DEF_FILENAME))
-
-
 def _inference_meta_graph(module_dir):
   try:
     return tf1_hub.meta_graph_for(tf1_hub.read_saved_model(module_dir), set())
@@ -151,7 +146,7 @@ def convert(module_dir, output_path):
     raise TFLiteError(f"Cannot tell the image size of {module_dir}: "
                       f"{error}") from None
   try:
-    if is_tf1_module(module_dir):
+    if tf1_hub.is_tf1_module(module_dir):
       model, inference_type = _tf1_model(module_dir, height, width)
     else:
       model, inference_type = _tf2_model(module_dir, height, width), FLOAT32

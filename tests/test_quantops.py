@@ -238,7 +238,7 @@ def _float_tflite_error(module_dir, images, tmp_path):
     interpreter.set_tensor(inputs["index"], image[None])
     interpreter.invoke()
     actual.append(interpreter.get_tensor(output["index"]))
-  if tflite.is_tf1_module(module_dir):
+  if tf1_hub.is_tf1_module(module_dir):
     expected = _module_outputs(module_dir, images)
   else:
     expected = tf.saved_model.load(module_dir)(images, training=False)

@@ -159,6 +159,12 @@ def read_saved_model(directory):
     return saved_model_pb2.SavedModel.FromString(f.read())
 
 
+def is_tf1_module(directory):
+  """Whether `directory` holds a TF1 Hub module (its tfhub_module.pb)."""
+  return os.path.exists(os.path.join(directory,
+                                     hub_protos.MODULE_DEF_FILENAME))
+
+
 def has_fake_quant(meta_graph):
   """Whether a graph variant computes with fake quantization."""
   return any(node.op in FAKE_QUANT_OPS for node in meta_graph.graph_def.node)

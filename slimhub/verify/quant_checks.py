@@ -83,7 +83,7 @@ def _conv_problems(graph, conv, used_ranges):
   else:
     used_ranges.add(graph.variable_of(weights.input[1]))
   data = graph.producer(conv.input[0], _PASS_THROUGH + _SAME_SCALE)
-  if data is None or data.op not in (FAKE_QUANT_VARS, FAKE_QUANT_ARGS):
+  if data is None or data.op not in tf1_hub.FAKE_QUANT_OPS:
     problems.append(f"{conv.name} reads activations that are not "
                     f"fake-quantized ({data.op if data else '?'})")
   output = graph.output_quant(conv)
@@ -133,7 +133,7 @@ def fake_quant(context):
     problems += _conv_problems(graph, conv, used_ranges)
   problems += [f"{node.name} quantizes to {_bits(node)} bits, expected 8"
                for node in graph.nodes.values()
-               if node.op in (FAKE_QUANT_VARS, FAKE_QUANT_ARGS)
+               if node.op in tf1_hub.FAKE_QUANT_OPS
                and _bits(node) != _NUM_BITS]
   ranges = sorted(name[:-len("/min")] for name in variant.variables
                   if name.endswith(("weights_quant/min", "act_quant/min")))
