@@ -296,9 +296,14 @@ def _regenerate_run(python, checkpoint_dir, output_dir, nets, engine_flags):
              "--handles=" + ",".join(f"{net}/feature_vector" for net in nets),
              *engine_flags]
   started, cpu = time.time(), _children_cpu()
-  # From a neutral directory: the baseline must import its own slimhub.
+  # From a neutral directory and without our PYTHONPATH: another venv's
+  # python must import its own slimhub.
+  environment = dict(os.environ)
+  if python != sys.executable:
+    environment.pop("PYTHONPATH", None)
   process = subprocess.run(command, capture_output=True, text=True,
-                           cwd=tempfile.gettempdir(), check=False)
+                           cwd=tempfile.gettempdir(), env=environment,
+                           check=False)
   wall, cpu = time.time() - started, _children_cpu() - cpu
   if process.returncode != 0:
     raise RuntimeError(f"{' '.join(command)} failed:\n"

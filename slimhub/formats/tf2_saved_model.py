@@ -106,12 +106,15 @@ def build(body, input_shape, image_size, assign_values):
   module.regularization_losses = []
   if traces.regularization is not None:
     module.regularization_losses.append(tf.function(
-        lambda: tf.add_n(traces.regularization()), input_signature=[]))
+        lambda: tf.add_n(traces.regularization()), input_signature=[],
+        autograph=False))
   module.default_image_size = tf.Variable(
       [image_size, image_size], dtype=tf.int32, trainable=False,
       name="default_image_size")
 
-  @tf.function
+  # No Python control flow depends on tensors here: AutoGraph would only
+  # spend time converting the source of each function.
+  @tf.function(autograph=False)
   def call(inputs, training=False, return_endpoints=False,
            batch_norm_momentum=DEFAULT_MOMENTUM):
     trace = traces.train if training else traces.infer
@@ -128,7 +131,7 @@ def build(body, input_shape, image_size, assign_values):
 
 def serving_signature(module, input_spec):
   """The v5 serving_default: inference on `inputs`, output key "default"."""
-  @tf.function(input_signature=[input_spec])
+  @tf.function(input_signature=[input_spec], autograph=False)
   def serve(inputs):
     # A tensor momentum reuses the traced inference function; the Python
     # default would trace a fifth, fixed-momentum __call__ (§4 forbids it).

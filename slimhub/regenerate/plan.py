@@ -22,6 +22,7 @@ or failed part-way is completed by running it again.
 import contextlib
 import dataclasses
 import fcntl
+import itertools
 import os
 import shutil
 import socket
@@ -95,6 +96,7 @@ class _Source:
   prefix: Optional[str] = None
   sha256: Optional[str] = None
   files: Optional[dict] = None
+  size: int = 0
   status: str = ""
   reason: str = ""
 
@@ -129,7 +131,9 @@ def _locate(entry, options, log):
     except fetch.FetchError as error:
       return _Source(status=FAILED, reason=str(error))
   digest, hashes = manifest_lib.checkpoint_digest(prefix)
-  return _Source(prefix=prefix, sha256=digest, files=hashes)
+  size = sum(files.size(path)
+             for path in manifest_lib.checkpoint_files(prefix))
+  return _Source(prefix=prefix, sha256=digest, files=hashes, size=size)
 
 
 def _build_options(options):
@@ -180,7 +184,27 @@ def plan(options, manifest, work_dir, log=print):
             "reference_cache": files.join(work_dir, "slim-outputs"),
             "work_dir": files.join(work_dir, str(len(jobs)))}
     jobs.append(Job(key, task, stale))
-  return jobs, outcomes
+  sizes = {net: source.size for net, source in sources.items()}
+  return in_build_order(jobs, sizes, options.jobs), outcomes
+
+
+def in_build_order(jobs, sizes, workers):
+  """`jobs` reordered for `workers` workers: nets with the largest
+  checkpoints ({net: bytes}) first, so that a run does not end with one
+  worker on a big net while the others idle; and `workers` nets at a time,
+  their modules taken in turn, so that the modules built side by side are
+  of different nets and each net's Slim reference outputs are computed once,
+  by its first module, for the others to reuse."""
+  by_net = {}
+  for job in jobs:
+    by_net.setdefault(job.task["net"], []).append(job)
+  nets = sorted(by_net, key=lambda net: -sizes[net])
+  ordered, step = [], max(workers, 1)
+  for start in range(0, len(nets), step):
+    turns = itertools.zip_longest(*(by_net[net]
+                                    for net in nets[start:start + step]))
+    ordered += [job for turn in turns for job in turn if job is not None]
+  return ordered
 
 
 @contextlib.contextmanager

@@ -7,12 +7,31 @@ MetaGraphDefs are imported with ``import_meta_graph``, SavedModels loaded
 with ``tf.saved_model.load``.
 """
 
+import contextlib
+
 import numpy as np
 import tensorflow as tf
 
 MOVING_MEAN = "moving_mean"
 MOVING_STATISTICS = (MOVING_MEAN, "moving_variance")
 FALLBACK_IMAGE_SIZE = (224, 224)
+
+
+@contextlib.contextmanager
+def unoptimized():
+  """Runs graphs and functions as the module wrote them, without Grappler.
+
+  Grappler's rewrites are TensorFlow's, not the module's, and on the small
+  batches the checks run they cost more than they save: optimizing each new
+  fetch set or function took about half of a verification.
+  """
+  key = "disable_meta_optimizer"
+  previous = tf.config.optimizer.get_experimental_options().get(key, False)
+  tf.config.optimizer.set_experimental_options({key: True})
+  try:
+    yield
+  finally:
+    tf.config.optimizer.set_experimental_options({key: previous})
 
 
 def test_images(size, batch=2, seed=0):

@@ -23,6 +23,7 @@ from slimhub.verify import golden
 from slimhub.verify import layout
 from slimhub.verify import quant_checks
 from slimhub.verify import reading
+from slimhub.verify import runtime
 from slimhub.verify import security
 from slimhub.verify import tf1_checks
 from slimhub.verify import tf2_checks
@@ -154,7 +155,9 @@ def verify(module_dir, expect=None, checkpoint=None, against=None,
       allow_ops=frozenset(allow_ops), max_bytes=max_bytes,
       reference_cache=reference_cache)
   try:
-    results = checks.run(all_checks(module.format), context, security.GUARDS)
+    with runtime.unoptimized():
+      results = checks.run(all_checks(module.format), context,
+                           security.GUARDS)
   finally:
     context.close()
   detected = checks.Result(DETECT, checks.PASS, _describe_format(module))
