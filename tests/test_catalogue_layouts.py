@@ -57,3 +57,11 @@ def test_sample_covers_every_family_and_version():
   assert families == {net.family for net in map(slim_nets.get,
                                                  slim_nets.names())}
   assert {version for _, _, version in SAMPLE} == {1, 2, 3, 4, 5}
+
+
+def test_every_supported_entry_has_its_net():
+  """slimhub-regenerate plans without importing the nets (or TensorFlow):
+  it relies on every supported catalogue entry's net being implemented."""
+  implemented = set(slim_nets.names())
+  assert [entry.name for entry in catalog.ENTRIES
+          if not entry.unsupported and entry.net not in implemented] == []

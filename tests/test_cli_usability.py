@@ -2,6 +2,7 @@
 stderr, closed pipes. Each runs the installed console scripts."""
 
 import importlib.metadata
+import importlib.util
 import json
 import os
 import re
@@ -187,3 +188,26 @@ def test_a_crash_while_stderr_is_hidden_still_shows_where():
   assert result.returncode != 0
   assert "Fatal Python error: Aborted" in result.stderr, result.stderr
   assert '"<string>", line 3' in result.stderr, result.stderr
+
+
+def test_tensorflow_is_imported_lazily_and_quietly():
+  """slimhub-regenerate's driver (and Beam's side of its engine) never
+  imports TensorFlow; the first import of it, wherever it happens in a
+  slimhub program, hides the start-up lines and keeps TensorFlow's loader."""
+  engines = ["slimhub.regenerate.engines.local"]
+  if importlib.util.find_spec("apache_beam"):
+    engines.append("slimhub.regenerate.engines.beam")
+  probe = "\n".join(
+      ["import sys", "import slimhub.exporters.regenerate"]
+      + [f"import {engine}" for engine in engines]
+      + ["assert 'tensorflow' not in sys.modules, 'imported TensorFlow'",
+         "from tensorflow.core.protobuf import fingerprint_pb2",
+         "import tensorflow as tf",
+         "print(type(tf.__loader__).__name__, tf.constant(2).numpy())"])
+  environment = {key: value for key, value in os.environ.items()
+                 if key != "TF_CPP_MIN_LOG_LEVEL"}
+  result = subprocess.run([sys.executable, "-c", probe], capture_output=True,
+                          text=True, env=environment, check=False)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout == "SourceFileLoader 2\n"
+  assert not TF_LOG_LINE.search(result.stderr), result.stderr

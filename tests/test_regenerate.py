@@ -666,3 +666,45 @@ def test_tflite_models_beside_the_modules(tmp_path):
   assert _summary_counts(without.stdout) == (
       "Summary: 3 built, 0 up to date, 0 skipped, 0 failed")
   assert not glob.glob(f"{output}/**/*.tflite", recursive=True)
+
+
+def _job(net, version, megabytes):
+  return regenerate_lib.Job(f"{net}/{version}", {"net": net}, "test",
+                            int(megabytes * 1e6))
+
+
+def test_build_order_puts_large_nets_first_and_nets_side_by_side():
+  """The local engine hands out the largest nets first, and the modules of
+  `jobs` nets in turn (so two workers never start on the same net)."""
+  jobs = [_job(net, version, size)
+          for net, size in (("small", 2), ("large", 300), ("medium", 90))
+          for version in (1, 2, 3)]
+  order = [job.key for job in regenerate_lib.in_build_order(jobs, 2)]
+  assert order == ["large/1", "medium/1", "large/2", "medium/2", "large/3",
+                   "medium/3", "small/1", "small/2", "small/3"]
+  assert [job.key for job in regenerate_lib.in_build_order(jobs, 1)] == [
+      "large/1", "large/2", "large/3", "medium/1", "medium/2", "medium/3",
+      "small/1", "small/2", "small/3"]
+
+
+def test_beam_slots_balance_the_estimated_build_time():
+  """The offline Beam runner splits its input among workers once, by count:
+  the engine gives it one slot per worker of about equal estimated time."""
+  pytest.importorskip("apache_beam", reason="apache-beam is not installed "
+                      "(pip install -e '.[test,beam]')")
+  from slimhub.regenerate.engines import beam as beam_engine  # pylint: disable=g-import-not-at-top
+  jobs = ([_job("large", version, 300) for version in (1, 2, 3)]
+          + [_job(f"small{index}", 1, 2) for index in range(9)])
+  keyed = beam_engine.slotted(jobs, 2)
+  assert sorted(task["net"] for _, task in keyed) == sorted(
+      job.task["net"] for job in jobs)
+  loads = {}
+  for slot, task in keyed:
+    job = next(j for j in jobs if j.task is task)
+    loads[slot] = loads.get(slot, 0) + job.estimated_seconds()
+  assert set(loads) == {0, 1}
+  assert max(loads.values()) - min(loads.values()) <= max(
+      job.estimated_seconds() for job in jobs)
+  # By count alone, a slot would hold two of the three large modules.
+  assert {slot for slot, task in keyed if task["net"] == "large"} == {0, 1}
+  assert [slot for slot, _ in beam_engine.slotted(jobs)] == list(range(12))

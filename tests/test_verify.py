@@ -71,10 +71,13 @@ def each_meta_graph(mutate):
                          ids=[f"{s}-{k}-{v}" for s, k, v in GOOD])
 def test_good_modules_pass_every_check(stem, kind, version, exported_module,
                                        reference_checkpoint):
+  options = tf.config.optimizer.get_experimental_options()
   report = verify(exported_module(stem, kind, version),
                   expect=_handle(stem, kind, version),
                   checkpoint=reference_checkpoint(stem))
   assert report.passed, [r for r in report.results if r.status != "pass"]
+  # The checks run without Grappler; the caller's settings are put back.
+  assert tf.config.optimizer.get_experimental_options() == options
   status = _status(report)
   assert status["golden_layout"] == status["checkpoint_parity"] == "pass"
   prefix = "tf1" if version <= 3 else "tf2"

@@ -57,6 +57,9 @@ REGENERATE_NETS = ("mobilenet_v1_025_128", "mobilenet_v2_035_96",
                    "mobilenet_v3_small_075_224", "inception_v1",
                    "resnet_v1_50")
 REGENERATE_VERSIONS = "1,3,5"
+REGENERATE_WORKERS = 2
+# A built module's row in slimhub-regenerate's summary: key and seconds.
+_SUMMARY_BUILT = re.compile(r"^built +(\S+) +([\d.]+)s$", re.MULTILINE)
 # tf.keras.applications peers of the catalogue nets (None: no peer exists).
 KERAS_PEERS = {
     "mobilenet_v2_100_224": "MobileNetV2", "inception_v3": "InceptionV3",
@@ -287,8 +290,10 @@ def family(net):
 
 
 def _regenerate_run(python, checkpoint_dir, output_dir, nets, engine_flags):
-  """(wall seconds, CPU seconds, {key: manifest record}) of one
-  slimhub-regenerate run (CPU: of the processes it waited for)."""
+  """(wall seconds, CPU seconds, {key: (net, seconds)}) of one
+  slimhub-regenerate run: CPU of the processes it waited for; per module,
+  the seconds its engine reports in the summary (from handing the module to
+  a worker to its result; for the baseline, the module's whole process)."""
   shutil.rmtree(output_dir, ignore_errors=True)
   command = [python, "-m", "slimhub.exporters.regenerate",
              f"--checkpoint_dir={checkpoint_dir}",
@@ -308,8 +313,11 @@ def _regenerate_run(python, checkpoint_dir, output_dir, nets, engine_flags):
   if process.returncode != 0:
     raise RuntimeError(f"{' '.join(command)} failed:\n"
                        f"{(process.stdout + process.stderr)[-3000:]}")
+  seconds = dict(_SUMMARY_BUILT.findall(process.stdout))
   with open(os.path.join(output_dir, "manifest.json")) as f:
-    return wall, cpu, json.load(f)["modules"]
+    records = json.load(f)["modules"]
+  return wall, cpu, {key: (record["net"], float(seconds[key]))
+                     for key, record in records.items()}
 
 
 def _children_cpu():
@@ -317,8 +325,31 @@ def _children_cpu():
   return usage.ru_utime + usage.ru_stime
 
 
-def bench_regenerate(workspace, nets, baseline_python):
-  """Seconds per module per family for each engine, and the projection."""
+def _projection(wall, modules, catalogue):
+  """(per family: wall seconds a module costs at REGENERATE_WORKERS
+  workers, the run's fixed seconds, the catalogue's projected seconds).
+
+  A module costs its engine-reported seconds / workers. The rest of the
+  run's wall time -- start-up, planning, the tail where fewer modules than
+  workers are left -- is paid once per run, however many modules it builds.
+  Families outside the sample cost the sample's mean.
+  """
+  per_family = {}
+  for net, seconds in modules.values():
+    per_family.setdefault(family(net), []).append(
+        seconds / REGENERATE_WORKERS)
+  per_module = {f: statistics.mean(s) for f, s in per_family.items()}
+  busy = sum(s for values in per_family.values() for s in values)
+  fixed = max(wall - busy, 0.0)
+  default = statistics.mean(per_module.values())
+  return per_module, fixed, fixed + sum(
+      per_module.get(f, default) * count for f, count in catalogue.items())
+
+
+def bench_regenerate(workspace, nets, baseline_python, rounds):
+  """Each engine's per-family seconds per module and catalogue projection,
+  over `rounds` rounds that run every engine in turn (this machine's speed
+  drifts between minutes); ratios are taken within a round."""
   from slimhub import catalog  # pylint: disable=g-import-not-at-top
   from slimhub.exporters import make_checkpoint  # pylint: disable=g-import-not-at-top
   checkpoint_dir = os.path.join(workspace.work_dir, "regenerate_checkpoints")
@@ -326,33 +357,42 @@ def bench_regenerate(workspace, nets, baseline_python):
     entry = catalog.find(net)
     if not os.path.exists(os.path.join(checkpoint_dir, entry.tarball_folder)):
       make_checkpoint.make_checkpoint(net, 1, checkpoint_dir=checkpoint_dir)
-  engines = {"local": (sys.executable, ["--jobs=2"]),
+  workers = str(REGENERATE_WORKERS)
+  engines = {"local": (sys.executable, [f"--jobs={workers}"]),
              "beam": (sys.executable, ["--engine=beam",
-                                       "--direct_num_workers=2"])}
+                                       f"--direct_num_workers={workers}"])}
   if baseline_python and os.path.exists(baseline_python):
-    engines["baseline (main)"] = (baseline_python, ["--jobs=2"])
+    engines["baseline"] = (baseline_python, [f"--jobs={workers}"])
   catalogue = {}
   for entry, _, _ in catalog.modules((), ()):
     catalogue[family(entry.net)] = catalogue.get(family(entry.net), 0) + 1
+  runs = {name: [] for name in engines}
+  for _ in range(rounds):
+    for name, (python, flags) in engines.items():
+      output = os.path.join(workspace.work_dir, "regenerate_" + name)
+      wall, cpu, modules = _regenerate_run(python, checkpoint_dir, output,
+                                           nets, flags)
+      per_module, fixed, projected = _projection(wall, modules, catalogue)
+      runs[name].append({"wall": wall, "cpu": cpu, "modules": len(modules),
+                         "per_module": per_module, "fixed": fixed,
+                         "projected_hours": projected / 3600})
   results = {}
-  for name, (python, flags) in engines.items():
-    output = os.path.join(workspace.work_dir, "regenerate_" + name.split()[0])
-    wall, cpu, records = _regenerate_run(python, checkpoint_dir, output, nets,
-                                    flags)
-    # The wall time is shared out by each module's own build time.
-    built = sum(r["build_seconds"] for r in records.values())
-    per_family = {}
-    for record in records.values():
-      seconds = wall * record["build_seconds"] / built
-      per_family.setdefault(family(record["net"]), []).append(seconds)
-    per_module = {f: sum(s) / len(s) for f, s in per_family.items()}
-    default = sum(per_module.values()) / len(per_module)
-    projected = sum(per_module.get(f, default) * count
-                    for f, count in catalogue.items())
-    results[name] = {"wall": wall, "cpu": cpu, "modules": len(records),
-                     "per_module": per_module, "projected_hours": projected
-                     / 3600, "build_seconds": built / len(records)}
-  return {"catalogue": catalogue, "engines": results}
+  for name, engine_runs in runs.items():
+    hours = [run["projected_hours"] for run in engine_runs]
+    median = sorted(engine_runs, key=lambda run: run["projected_hours"])[
+        (len(engine_runs) - 1) // 2]
+    results[name] = dict(median, projected_range=[min(hours), max(hours)])
+  ratios = {}
+  def ratio(slower, faster):
+    return statistics.median(
+        a["projected_hours"] / b["projected_hours"]
+        for a, b in zip(runs[slower], runs[faster]))
+  if "baseline" in runs:
+    ratios["baseline / local"] = ratio("baseline", "local")
+    ratios["baseline / beam"] = ratio("baseline", "beam")
+  ratios["beam / local"] = ratio("beam", "local")
+  return {"catalogue": catalogue, "rounds": rounds, "engines": results,
+          "ratios": ratios, "runs": runs}
 
 
 def regenerate_markdown(result):
@@ -366,17 +406,24 @@ def regenerate_markdown(result):
     out.append(f"| {f} | {result['catalogue'].get(f, 0)} | " + " | ".join(
         f"{3600 / engines[n]['per_module'][f]:.0f}"
         if f in engines[n]["per_module"] else "-" for n in names) + " |")
-  out.append("| **sample wall time (s)** | | " + " | ".join(
+  out.append("| sample wall time (s) | | " + " | ".join(
       f"{engines[n]['wall']:.0f} ({engines[n]['modules']} modules)"
       for n in names) + " |")
+  out.append("| of which once per run (s) | | " + " | ".join(
+      f"{engines[n]['fixed']:.0f}" for n in names) + " |")
   out.append("| sample CPU time (s) | | " + " | ".join(
       f"{engines[n]['cpu']:.0f}" for n in names) + " |")
-  out.append("| build process time per module (s) | | " + " | ".join(
-      f"{engines[n]['build_seconds']:.1f}" for n in names) + " |")
-  out.append("| **projected catalogue (h)** | "
+  out.append("| **projected catalogue (h)**, median [min–max] | "
              f"{sum(result['catalogue'].values())} | " + " | ".join(
-                 f"{engines[n]['projected_hours']:.2f}" for n in names)
+                 f"{engines[n]['projected_hours']:.2f} "
+                 f"[{engines[n]['projected_range'][0]:.2f}–"
+                 f"{engines[n]['projected_range'][1]:.2f}]" for n in names)
              + " |")
+  out.append("")
+  out.append(f"Ratios of projections, median of {result['rounds']} rounds: "
+             + "; ".join(f"{name} {value:.2f}"
+                         for name, value in result["ratios"].items())
+             + " (targets: baseline / engine >= 2.0, beam / local <= 1.10).")
   return "\n".join(out)
 
 
@@ -490,6 +537,9 @@ def main():
   parser.add_argument("--work_dir", default=os.path.join(REPO, "bench_work"))
   parser.add_argument("--json_out", default=None)
   parser.add_argument("--regenerate_nets", default=",".join(REGENERATE_NETS))
+  parser.add_argument("--regenerate_rounds", type=int, default=3,
+                      help="rounds of the regenerate part, each running "
+                      "every engine once")
   parser.add_argument("--baseline_python", default=None,
                       help="python of a venv with an older slimhub to "
                       "compare the regeneration engines with (e.g. a venv "
@@ -518,7 +568,8 @@ def main():
       rows += bench_tflite(workspace, net, args.repeats)
   if "regenerate" in parts:
     regenerate = bench_regenerate(workspace, args.regenerate_nets.split(","),
-                                  args.baseline_python)
+                                  args.baseline_python,
+                                  args.regenerate_rounds)
     print(regenerate_markdown(regenerate))
     rows.append({"part": "regenerate", **regenerate})
   if rows and any(r["part"] != "regenerate" for r in rows):

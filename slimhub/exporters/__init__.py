@@ -1,7 +1,8 @@
 """slimhub's programs, thin absl binaries (pyproject.toml [project.scripts]).
 
-Importing this package imports TensorFlow with its start-up lines hidden,
-before any program module imports it (common.import_tensorflow_quietly).
+Importing this package makes TensorFlow's start-up lines hidden whenever a
+program first imports it (common.import_tensorflow_quietly); a program that
+does not need TensorFlow, like slimhub-regenerate's driver, never loads it.
 """
 
 from slimhub.exporters import common

@@ -3,6 +3,8 @@
 
 import contextlib
 import faulthandler
+import importlib.abc
+import importlib.util
 import logging
 import os
 import signal
@@ -72,33 +74,74 @@ def _stderr_hidden():
         os.write(2, hidden.read())
 
 
+def _import_quietly(loader, module):
+  """Runs TensorFlow's import, and its search for devices, with stderr
+  hidden."""
+  with _stderr_hidden():
+    loader.exec_module(module)
+    module.config.list_physical_devices()
+
+
+class _QuietTensorFlow(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+  """Finds `tensorflow` until it is imported, and loads it with
+  _import_quietly; the module keeps its own loader."""
+
+  def __init__(self):
+    self.loader = None
+    self._finding = False
+
+  def find_spec(self, fullname, path=None, target=None):
+    del path, target  # `tensorflow` is a top-level package
+    if fullname != "tensorflow" or self._finding:
+      return None
+    self._finding = True  # find_spec below asks this finder too
+    try:
+      spec = importlib.util.find_spec(fullname)
+    finally:
+      self._finding = False
+    if spec is None or spec.loader is None:
+      return spec
+    self.loader = spec.loader
+    spec.loader = self
+    return spec
+
+  def create_module(self, spec):
+    return self.loader.create_module(spec)
+
+  def exec_module(self, module):
+    sys.meta_path.remove(self)
+    module.__spec__.loader = module.__loader__ = self.loader
+    _import_quietly(self.loader, module)
+
+
 def import_tensorflow_quietly(argv=None):
-  """Imports TensorFlow without its start-up lines on stderr.
+  """Makes the first import of TensorFlow, whenever something does it,
+  hide its start-up lines on stderr.
 
   TensorFlow's native libraries log their start-up (oneDNN, CUDA stubs, CPU
   features, cuInit) before absl's C++ logging is initialised, ignoring
   TF_CPP_MIN_LOG_LEVEL. So stderr is hidden while TensorFlow loads and looks
   for devices, and shown if that fails; TF_CPP_MIN_LOG_LEVEL=2 (unless set)
-  then hides later C++ info and warnings. Does nothing when TensorFlow is
-  already imported or `argv` (default sys.argv) asks for --verbosity.
+  then hides later C++ info and warnings. Lazy, so that a program that
+  never needs TensorFlow (slimhub-regenerate's driver) never pays for it.
+  Does nothing when TensorFlow is already imported or `argv` (default
+  sys.argv) asks for --verbosity.
   """
   if "tensorflow" in sys.modules or verbosity_requested(
       sys.argv if argv is None else argv):
     return
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  with _stderr_hidden():
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    tf.config.list_physical_devices()
+  if not any(isinstance(finder, _QuietTensorFlow) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _QuietTensorFlow())
 
 
 def quiet_tensorflow():
   """Hides TF1-API deprecation and SavedModel chatter that says nothing to a
   user (the binaries print their own progress lines), unless --verbosity
-  was given."""
+  was given. Does not import TensorFlow."""
   if flags.FLAGS["verbosity"].present:
     return
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  tf.get_logger().setLevel(logging.ERROR)
+  logging.getLogger("tensorflow").setLevel(logging.ERROR)
   absl_logging.set_verbosity(absl_logging.ERROR)
   warnings.filterwarnings("ignore", category=UserWarning)
   warnings.filterwarnings("ignore", category=DeprecationWarning)

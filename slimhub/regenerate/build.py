@@ -21,7 +21,6 @@ import shutil
 import time
 
 from slimhub import catalog
-from slimhub import export
 from slimhub.regenerate import cards as model_cards
 from slimhub.regenerate import files
 from slimhub.regenerate import manifest
@@ -54,6 +53,7 @@ def check_replaceable(module_dir, handle):
       return
   elif not os.path.exists(module_dir):
     return
+  from slimhub import export  # pylint: disable=g-import-not-at-top
   try:
     recorded = json.loads(files.read_text(
         files.join(module_dir, export.METADATA_FILE))).get("handle")
@@ -143,6 +143,7 @@ def _place(staged, final, task, work_dir):
 
 def build(task):
   """Builds the module of `task` (see regenerate.plan); its record."""
+  from slimhub import export  # pylint: disable=g-import-not-at-top
   started = time.time()
   entry = catalog.find(task["net"])
   kind, version, output_dir = task["kind"], task["version"], task["output_dir"]

@@ -79,8 +79,9 @@ def _serve():
   from slimhub.exporters import common  # pylint: disable=g-import-not-at-top
   common.quiet_tensorflow()
   # Everything a build imports, imported once before the first fork.
-  from slimhub.regenerate import build  # pylint: disable=g-import-not-at-top,unused-import
+  from slimhub import export  # pylint: disable=g-import-not-at-top,unused-import
   from slimhub import verify  # pylint: disable=g-import-not-at-top,unused-import
+  from slimhub.regenerate import build  # pylint: disable=g-import-not-at-top,unused-import
   children = []
   threading.Thread(target=_exit_when_orphaned, args=(os.getppid(), children),
                    daemon=True).start()

@@ -1,6 +1,6 @@
 """The Apache Beam engine: the builds as a pipeline (pip install slimhub[beam]).
 
-    tasks -> Reshuffle -> BuildModules -> records   (dead letter: failed)
+    (slot, task) -> GroupByKey -> BuildModules -> records   (dead letter: failed)
 
 BuildModules starts one slimhub worker process in setup(), which imports
 TensorFlow once and builds each module in a forked child (worker.py), so a
@@ -17,10 +17,15 @@ another, copies the files to the output and commits the record after them.
 Without --runner the pipeline runs offline on this machine: the FnApiRunner
 with --direct_num_workers (default --jobs) quiet SDK worker processes
 (sdk_worker.py). Beam's DirectRunner would first try the Prism runner,
-which downloads a binary.
+which downloads a binary. That runner splits the groups of a GroupByKey
+among its workers once, by count; so the tasks are keyed into one slot per
+worker, of about equal estimated build time (plan.Job.estimated_seconds).
+On any other runner, every task is a slot of its own, and the runner
+balances them.
 """
 
 import collections
+import heapq
 import importlib
 import itertools
 import json
@@ -68,7 +73,11 @@ class BuildModules(beam.DoFn):
   def _start(self):
     self.worker = worker_lib.WorkerProcess(self.scratch)
 
-  def process(self, task):
+  def process(self, slot):
+    for task in slot[1]:
+      yield from self._process_task(task)
+
+  def _process_task(self, task):
     started = time.time()
     remote = files.is_remote(task["output_dir"])
     local_task = self._localized(task) if remote else task
@@ -196,9 +205,9 @@ def _runner(options, quiet):
 
 
 def _pipeline(pipeline_args, jobs, quiet):
-  """(Pipeline, runner name): offline on this machine without --runner,
-  and with Beam's own lines below ERROR (driver and SDK workers) hidden
-  when `quiet`."""
+  """(Pipeline, runner name, slots): offline on this machine without
+  --runner, with a slot per worker (else None), and with Beam's own lines
+  below ERROR (driver and SDK workers) hidden when `quiet`."""
   if quiet:
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
   options = pipeline_options.PipelineOptions(list(pipeline_args))
@@ -207,15 +216,30 @@ def _pipeline(pipeline_args, jobs, quiet):
                     ).default_sdk_harness_log_level = "ERROR"
   standard = options.view_as(pipeline_options.StandardOptions)
   if standard.runner is not None:
-    return beam.Pipeline(options=options), standard.runner
+    return beam.Pipeline(options=options), standard.runner, None
   direct = options.view_as(pipeline_options.DirectOptions)
   if not _given(pipeline_args, "direct_num_workers"):
     direct.direct_num_workers = jobs
   # Not multi_processing: that mode would replace the runner's workers by
   # Beam's own, which get no pipeline options.
   direct.direct_running_mode = "in_memory"
-  return beam.Pipeline(runner=_runner(options, quiet), options=options), (
-      "FnApiRunner")
+  workers = direct.direct_num_workers or os.cpu_count()  # 0: every core
+  return (beam.Pipeline(runner=_runner(options, quiet), options=options),
+          "FnApiRunner", workers)
+
+
+def slotted(jobs, slots=None):
+  """[(slot, task)]: with `slots`, each job (longest first) goes to the slot
+  with the least estimated build time so far; without, one slot a job."""
+  if slots is None:
+    return list(enumerate(job.task for job in jobs))
+  loads = [(0.0, slot) for slot in range(slots)]
+  keyed = []
+  for job in sorted(jobs, key=lambda job: -job.estimated_seconds()):
+    load, slot = heapq.heappop(loads)
+    keyed.append((slot, job.task))
+    heapq.heappush(loads, (load + job.estimated_seconds(), slot))
+  return keyed
 
 
 def run(jobs, options, manifest, work_dir, log=print, pipeline_args=()):
@@ -224,14 +248,15 @@ def run(jobs, options, manifest, work_dir, log=print, pipeline_args=()):
   dead_letter = files.join(work_dir, DEAD_LETTER)
   # The binaries' --verbosity sets the root logger's level (absl).
   quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
-  pipeline, runner = _pipeline(pipeline_args, options.jobs, quiet)
+  pipeline, runner, slots = _pipeline(pipeline_args, options.jobs, quiet)
   log(f"Beam pipeline on {runner} for {len(jobs)} modules")
   error = None
   try:
     with pipeline:
       results = (pipeline
-                 | "Tasks" >> beam.Create([job.task for job in jobs])
-                 | "Reshuffle" >> beam.Reshuffle()
+                 | "Tasks" >> beam.Create(slotted(jobs, slots),
+                                          reshuffle=False)
+                 | "Slots" >> beam.GroupByKey()
                  | "Build" >> beam.ParDo(BuildModules(records_dir))
                  .with_outputs(DEAD_LETTER, main="records"))
       _ = (results[DEAD_LETTER]

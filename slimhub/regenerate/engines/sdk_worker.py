@@ -6,8 +6,9 @@ Beam's own worker (apache_beam.runners.worker.sdk_worker_main) logs INFO
 lines to stderr before it has read the pipeline options that could set its
 level, and TensorFlow's C++ start-up lines follow. This entry first gives
 the root logger a stderr handler at LEVEL (a logging level name; ERROR
-unless the user asked for --verbosity) and, above INFO, imports TensorFlow
-without its start-up lines, then runs Beam's worker unchanged.
+unless the user asked for --verbosity) and, above INFO, has TensorFlow's
+start-up lines hidden should anything import it, then runs Beam's worker
+unchanged.
 """
 
 import logging
@@ -17,7 +18,7 @@ import sys
 def main(argv):
   level = logging.getLevelName(argv[1] if len(argv) > 1 else "ERROR")
   if level > logging.INFO:
-    # The DoFn's module imports TensorFlow: import it first, quietly.
+    # The DoFn needs no TensorFlow; should anything import it, quietly.
     from slimhub.exporters import common  # pylint: disable=g-import-not-at-top
     common.import_tensorflow_quietly(argv=[])
   handler = logging.StreamHandler()
