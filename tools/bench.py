@@ -28,7 +28,9 @@ baseline, as the median of --repeats runs (min and max shown):
    versions 1/3/5) with --engine=local and --engine=beam at 2 workers, against
    an older slimhub's engine (--baseline_python: a venv of slimhub before
    the regenerate package, whose engine ran a fresh process per module),
-   and the projected time of the whole catalogue. Targets: projection >= 2x
+   in --regenerate_rounds rounds of every engine in turn, and the projected
+   time of the whole catalogue (per-module costs times the catalogue, plus
+   the run's once-per-run part; see _projection). Targets: projection >= 2x
    shorter than the baseline; beam within 10% of local.
 
 Prints a markdown table and writes the JSON to --json_out.

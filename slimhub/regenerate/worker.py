@@ -12,7 +12,8 @@ and isolates crashes: a child killed by a signal or out of memory fails its
 module, and the worker goes on with the next task.
 
 The outcome of a task lands in ``<task work_dir>/result.json``:
-{"status": "built", "record": ...} or {"status": "failed", "reason": ...}.
+{"status": "built", "record": ...} or {"status": "failed", "reason": ...},
+with "seconds" from the fork to the result (absent when the child died).
 Parents poll for that file (WorkerProcess).
 
 A worker whose parent dies, even by SIGKILL, kills its child and exits
@@ -20,6 +21,7 @@ A worker whose parent dies, even by SIGKILL, kills its child and exits
 gone. A worker ends when its stdin closes.
 """
 
+import gc
 import json
 import os
 import signal
@@ -51,6 +53,7 @@ def _exit_when_orphaned(parent, children=()):
 
 def _child(task):
   """Builds `task` in the forked child; never returns."""
+  started = time.time()
   threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),),
                    daemon=True).start()
   from slimhub import export  # pylint: disable=g-import-not-at-top
@@ -65,6 +68,7 @@ def _child(task):
     import traceback  # pylint: disable=g-import-not-at-top
     traceback.print_exc()
     result = {"status": FAILED, "reason": f"{type(error).__name__}: {error}"}
+  result["seconds"] = round(time.time() - started, 3)
   try:
     _write_result(task["work_dir"], result)
   except BaseException:  # pylint: disable=broad-except
@@ -90,6 +94,9 @@ def _serve():
     os.makedirs(task["work_dir"], exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
+    # What the worker imported is never garbage: frozen, the collector in
+    # the child does not scan it again and again while the graphs grow.
+    gc.freeze()
     pid = os.fork()
     if pid == 0:
       _child(task)
@@ -175,14 +182,21 @@ class WorkerProcess:
       self.process.wait()
 
 
-def environment_of_workers():
-  """The environment of the workers: they import this very slimhub."""
+def environment_of_workers(workers=1):
+  """The environment of the workers: they import this very slimhub, and
+  each of `workers` workers on this machine gets its share of the cores
+  for TensorFlow's thread pools (unless TF_NUM_*_THREADS are set): pools
+  sized to every core in every worker make them preempt one another."""
   import slimhub  # pylint: disable=g-import-not-at-top
   root = os.path.dirname(os.path.dirname(os.path.abspath(slimhub.__file__)))
   environment = dict(os.environ)
   environment["PYTHONPATH"] = os.pathsep.join(
       [root] + [p for p in [environment.get("PYTHONPATH")] if p])
   environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  if workers > 1:
+    share = str(max(1, (os.cpu_count() or 1) // workers))
+    environment.setdefault("TF_NUM_INTRAOP_THREADS", share)
+    environment.setdefault("TF_NUM_INTEROP_THREADS", share)
   return environment
 
 

@@ -56,9 +56,10 @@ _CACHED_CHECKPOINTS = 3
 class BuildModules(beam.DoFn):
   """Builds the module of each task; records out, failures to DEAD_LETTER."""
 
-  def __init__(self, records_dir):
+  def __init__(self, records_dir, workers_here=1):
     super().__init__()
     self.records_dir = records_dir
+    self.workers_here = workers_here  # sharing this machine's cores
     self.worker = None
     self.scratch = None
     self.checkpoints = None  # digest -> local copy, for URL checkpoints
@@ -71,7 +72,8 @@ class BuildModules(beam.DoFn):
     self._start()
 
   def _start(self):
-    self.worker = worker_lib.WorkerProcess(self.scratch)
+    self.worker = worker_lib.WorkerProcess(
+        self.scratch, worker_lib.environment_of_workers(self.workers_here))
 
   def process(self, slot):
     for task in slot[1]:
@@ -257,7 +259,8 @@ def run(jobs, options, manifest, work_dir, log=print, pipeline_args=()):
                  | "Tasks" >> beam.Create(slotted(jobs, slots),
                                           reshuffle=False)
                  | "Slots" >> beam.GroupByKey()
-                 | "Build" >> beam.ParDo(BuildModules(records_dir))
+                 | "Build" >> beam.ParDo(BuildModules(records_dir,
+                                                      slots or 1))
                  .with_outputs(DEAD_LETTER, main="records"))
       _ = (results[DEAD_LETTER]
            | "Encode" >> beam.Map(json.dumps, sort_keys=True)

@@ -29,7 +29,7 @@ def run(jobs, options, manifest, work_dir, log=print, pipeline_args=()):
     raise plan_lib.RegenerateError(
         "Pipeline options are for --engine=beam, not "
         f"{' '.join(pipeline_args)}")
-  environment = worker_lib.environment_of_workers()
+  environment = worker_lib.environment_of_workers(options.jobs)
   start = lambda index: worker_lib.WorkerProcess(
       os.path.join(work_dir, f"worker-{index}"), environment)
   workers = [start(index) for index in range(min(options.jobs, len(jobs)))]
@@ -53,6 +53,8 @@ def run(jobs, options, manifest, work_dir, log=print, pipeline_args=()):
         result = worker.poll()
         if result is None:
           continue
+        # The module's own time, without the start of a new worker.
+        seconds = result.get("seconds", seconds)
         del running[index]
         if result["status"] == plan_lib.BUILT:
           manifest.modules[job.key] = result["record"]
