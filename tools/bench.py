@@ -552,7 +552,7 @@ def main():
   if unknown:
     parser.error(f"--parts: unknown {sorted(unknown)}; choose from {PARTS}")
   sys.path.insert(0, REPO)
-  # Imports TensorFlow quietly.
+  # TensorFlow's first import is quiet.
   from slimhub.exporters import common  # pylint: disable=g-import-not-at-top
   common.quiet_tensorflow()
   workspace = Workspace(args.work_dir)

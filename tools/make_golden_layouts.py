@@ -21,7 +21,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from slimhub.exporters import common  # first: imports TensorFlow quietly
+from slimhub.exporters import common  # first: TensorFlow's import is quiet
 from slimhub import catalog  # pylint: disable=g-bad-import-order
 from slimhub import slim_nets  # pylint: disable=g-bad-import-order
 from slimhub.verify import golden

@@ -11,7 +11,7 @@ compared with the first one's.
 import os
 import sys
 
-from slimhub.exporters import common  # first: imports TensorFlow quietly
+from slimhub.exporters import common  # first: TensorFlow's import is quiet
 
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-order
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-order
