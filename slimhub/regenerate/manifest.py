@@ -76,16 +76,18 @@ def checkpoint_files(prefix):
 
 
 def checkpoint_digest(prefix):
-  """(sha256 over all files, {file name: sha256}) of a checkpoint.
+  """(sha256 over all files, {file name: sha256}, total bytes) of a
+  checkpoint.
 
   The combined digest hashes the sorted "name sha256" lines, so it changes
   when any file's content or name does.
   """
-  files = {os.path.basename(path): sha256_file(path)
-           for path in checkpoint_files(prefix)}
+  paths = checkpoint_files(prefix)
+  hashes = {os.path.basename(path): sha256_file(path) for path in paths}
   lines = "".join(f"{name} {digest}\n"
-                  for name, digest in sorted(files.items()))
-  return hashlib.sha256(lines.encode("utf-8")).hexdigest(), files
+                  for name, digest in sorted(hashes.items()))
+  return (hashlib.sha256(lines.encode("utf-8")).hexdigest(), hashes,
+          sum(files.size(path) for path in paths))
 
 
 def _fingerprint_without_uuid(data):
@@ -128,9 +130,11 @@ def check_tree(output_dir, manifest_path=None, under=None):
       full = os.path.join(output_dir, path)
       if not os.path.isfile(full):
         problems.append(f"{path}: missing")
-      elif file_record(full) != expected:
+        continue
+      found = file_record(full)
+      if found != expected:
         problems.append(f"{path}: differs from the manifest (sha256 "
-                        f"{sha256_file(full)}, recorded {expected['sha256']})")
+                        f"{found['sha256']}, recorded {expected['sha256']})")
     if not os.path.isdir(module_dir):
       continue
     problems += [f"{path}: not in the manifest" for path in

@@ -137,9 +137,7 @@ def _locate(entry, options, log):
                              base_url=options.base_url, log=log)
     except fetch.FetchError as error:
       return _Source(status=FAILED, reason=str(error))
-  digest, hashes = manifest_lib.checkpoint_digest(prefix)
-  size = sum(files.size(path)
-             for path in manifest_lib.checkpoint_files(prefix))
+  digest, hashes, size = manifest_lib.checkpoint_digest(prefix)
   return _Source(prefix=prefix, sha256=digest, files=hashes, size=size)
 
 

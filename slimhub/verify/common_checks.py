@@ -2,9 +2,9 @@
 layout and parity with the Slim checkpoint."""
 
 import hashlib
+import io
 import json
 import os
-import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -13,6 +13,7 @@ from slimhub import catalog
 from slimhub import checkpoints
 from slimhub import net_graph
 from slimhub import slim_nets
+from slimhub.formats import atomic
 from slimhub.verify import golden
 from slimhub.verify import layout
 from slimhub.verify import reading
@@ -167,13 +168,10 @@ def _slim_outputs(context, images):
   outputs = net_graph.run(net_graph.build(net, **graph_args),
                           context.checkpoint, images)
   if cached:
-    os.makedirs(context.reference_cache, exist_ok=True)
     # Written whole, then renamed: a concurrent module never reads half.
-    handle, staging = tempfile.mkstemp(suffix=".npz",
-                                       dir=context.reference_cache)
-    with os.fdopen(handle, "wb") as f:
-      np.savez(f, **outputs)
-    os.replace(staging, cached)
+    data = io.BytesIO()
+    np.savez(data, **outputs)
+    atomic.write_file(cached, data.getvalue())
   return outputs
 
 
