@@ -416,11 +416,17 @@ def test_regenerate_downloads_missing_checkpoints(tmp_path, mirror,
   assert without.returncode == 0, without.stderr
   assert "1 skipped" in without.stdout and "--download fetches it" in (
       without.stdout)
-  result = subprocess.run(command + ["--download", f"--base_url={server.url}"],
-                          capture_output=True, text=True, check=False)
+  download = ["--download", f"--base_url={server.url}"]
+  bounded = subprocess.run(command + download + ["--max_bytes=1000"],
+                           capture_output=True, text=True, check=False)
+  assert bounded.returncode == 1, bounded.stdout + bounded.stderr
+  assert "passes the bound of 1000 bytes" in bounded.stdout
+  assert os.listdir(tmp_path / "checkpoints") == []
+  result = subprocess.run(command + download, capture_output=True, text=True,
+                          check=False)
   assert result.returncode == 0, result.stdout + result.stderr
   assert "Summary: 1 built" in result.stdout
   assert "Skipped 5 members the checkpoint does not need" in result.stdout
-  assert server.requests == [f"/{catalog.find(NET).tarball}"]
+  assert server.requests == [f"/{catalog.find(NET).tarball}"] * 2
   assert (output / "google/imagenet/mobilenet_v1_025_128/feature_vector/1/"
           "saved_model.pb").exists()

@@ -49,6 +49,7 @@ flags.mark_flags_as_required(["net", "cache_dir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  common.quiet_tensorflow()  # The default bound builds the net's graph.
   try:
     entry = catalog.find(_NET.value)
     fetched = fetch.fetch_checkpoint(
