@@ -187,14 +187,12 @@ def _checkpoint_member(entry):
 
   def wanted(name):
     path = posixpath.normpath(name)
-    for inside in (path, path[len(folder) + 1:]
-                   if path.startswith(folder + "/") else None):
-      if inside and posixpath.dirname(inside) == directory:
-        file_name = posixpath.basename(inside)
-        if file_name in (base, base + ".index", "checkpoint") or (
-            file_name.startswith(base + ".data-")):
-          return True
-    return False
+    if path.startswith(folder + "/"):  # Inside a top folder (mobilenet_v3).
+      path = path[len(folder) + 1:]
+    parent, file_name = posixpath.split(path)
+    return parent == directory and (
+        file_name in (base, base + ".index", "checkpoint")
+        or file_name.startswith(base + ".data-"))
 
   return wanted
 
