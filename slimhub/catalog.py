@@ -189,13 +189,26 @@ def version_spec(entry, version):
   )
 
 
+# SHA-256 pins of the official tarballs, keyed by Entry.tarball: the lines
+# `slimhub-fetch-checkpoint --print_sha256` prints. None is known yet (they
+# could not be downloaded where slimhub was written); a pinned tarball's
+# fetch refuses any other bytes.
+TARBALL_SHA256 = {
+}
+
+
+def tarball_pin(entry, sha256):
+  """The TARBALL_SHA256 line pinning `entry`'s tarball to `sha256`."""
+  return f'    "{entry.tarball}": "{sha256}",'
+
+
 def _ckpt_entry(stem, net, size, tarball, checkpoint_file, *, versions,
                 variable_from, architecture, base=_TF_MODELS, **kwargs):
   """An entry whose tarball holds `checkpoint_file` at its top level."""
   entry = Entry(stem=stem, net=net, image_size=size, versions=versions,
                 variable_size_from=variable_from, checkpoint=None,
                 tarball=tarball, tarball_base=base, architecture=architecture,
-                **kwargs)
+                tarball_sha256=TARBALL_SHA256.get(tarball), **kwargs)
   return dataclasses.replace(
       entry, checkpoint=f"{entry.tarball_folder}/{checkpoint_file}")
 

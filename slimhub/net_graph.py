@@ -77,6 +77,14 @@ def build(net, *, num_classes, image_size=None, is_training=False,
                   features=features, batch_norm_momentum=momentum)
 
 
+def checkpoint_variables(entry):
+  """[(name, shape)] of a Slim checkpoint for catalogue `entry`: the
+  variables of its inference graph plus global_step."""
+  net = slim_nets.get(entry.net)
+  graph = build(net, num_classes=net.num_classes, image_size=entry.image_size)
+  return sorted(graph.variable_shapes().items()) + [("global_step", [])]
+
+
 def restored_session(net_graph, checkpoint, use_ema="auto"):
   """A Session on the graph with `checkpoint` restored by variable name."""
   plan = checkpoints.plan_restore(net_graph.variable_shapes(), checkpoint,

@@ -32,7 +32,8 @@ OWN_FLAGS = {
     "slimhub-regenerate": ["checkpoint_dir", "output_dir", "handles",
                            "versions", "jobs", "archive", "download"],
     "slimhub-fetch-checkpoint": ["net", "cache_dir", "base_url", "sha256",
-                                 "timeout"],
+                                 "timeout", "max_bytes", "extract_all",
+                                 "print_sha256"],
     "slimhub-tflite": ["module_dir", "output"],
 }
 TF_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-gpu",

@@ -36,15 +36,6 @@ flags.mark_flags_as_mutual_exclusive(["output", "checkpoint_dir"],
                                      required=True)
 
 
-def checkpoint_variables(entry):
-  """[(name, shape)] of a Slim checkpoint for `entry`, with global_step."""
-  from slimhub import slim_nets  # pylint: disable=g-import-not-at-top
-  net = slim_nets.get(entry.net)
-  graph = net_graph.build(net, num_classes=net.num_classes,
-                          image_size=entry.image_size)
-  return sorted(graph.variable_shapes().items()) + [("global_step", [])]
-
-
 def make_checkpoint(net, seed, prefix=None, checkpoint_dir=None):
   """Writes the deterministic checkpoint of catalogue `net`; its prefix."""
   entry = catalog.find(net)
@@ -60,8 +51,8 @@ def make_checkpoint(net, seed, prefix=None, checkpoint_dir=None):
     from slimhub import slim_nets  # pylint: disable=g-import-not-at-top
     return quant_calibration.write_checkpoint(
         slim_nets.get(entry.net), entry.image_size, seed, prefix)
-  return deterministic.write_checkpoint(checkpoint_variables(entry), seed,
-                                        prefix)
+  return deterministic.write_checkpoint(
+      net_graph.checkpoint_variables(entry), seed, prefix)
 
 
 def main(argv):

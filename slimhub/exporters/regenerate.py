@@ -69,6 +69,10 @@ _DOWNLOAD = flags.DEFINE_bool(
 _BASE_URL = flags.DEFINE_string(
     "base_url", None, "With --download: fetch tarballs from this mirror "
     "(<base_url>/<tarball name as the catalogue lists it>).")
+_MAX_BYTES = flags.DEFINE_integer(
+    "max_bytes", None, "With --download: most bytes a tarball may download "
+    "or expand to (default: 8 times the net's float32 weights plus 64 MiB).",
+    lower_bound=1)
 
 flags.mark_flags_as_required(["checkpoint_dir", "output_dir"])
 
@@ -91,7 +95,8 @@ def main(argv):
       patterns=tuple(_HANDLES.value), versions=_versions(_VERSIONS.value),
       jobs=_JOBS.value, engine=_ENGINE.value, publisher=_PUBLISHER.value, archive=_ARCHIVE.value,
       tflite=_TFLITE.value,
-      download=_DOWNLOAD.value, base_url=_BASE_URL.value)
+      download=_DOWNLOAD.value, base_url=_BASE_URL.value,
+      max_bytes=_MAX_BYTES.value)
   log = lambda message: print(message, flush=True)
   try:
     outcomes = regenerate_lib.regenerate(options, log=log,

@@ -57,7 +57,8 @@ class Options:
   patterns: fnmatch globs on "collection/stem/kind" or the net name (a
     leading "<publisher>/" is ignored); empty selects everything.
   versions: versions to build; empty selects all published ones.
-  download: fetch missing checkpoints (from `base_url` if given).
+  download: fetch missing checkpoints (from `base_url` if given, each
+    tarball bounded by `max_bytes`, default fetch.default_max_bytes).
   """
   checkpoint_dir: str
   output_dir: str
@@ -70,6 +71,7 @@ class Options:
   tflite: bool = False
   download: bool = False
   base_url: Optional[str] = None
+  max_bytes: Optional[int] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +136,8 @@ def _locate(entry, options, log):
           "(--download fetches it)"))
     try:
       fetch.fetch_checkpoint(entry, options.checkpoint_dir,
-                             base_url=options.base_url, log=log)
+                             base_url=options.base_url,
+                             max_bytes=options.max_bytes, log=log)
     except fetch.FetchError as error:
       return _Source(status=FAILED, reason=str(error))
   digest, hashes, size = manifest_lib.checkpoint_digest(prefix)
