@@ -33,6 +33,7 @@ import json
 import os
 import shutil
 import socket
+import tarfile
 
 from slimhub import catalog
 from slimhub.formats import archive
@@ -46,6 +47,7 @@ CATALOGUE_SCHEMA = "slimhub-mirror-catalogue/1"
 INDEX_FILE = "index.html"
 METADATA_FILE = os.path.join("assets.extra", "slimhub_metadata.json")
 _TEMPORARY_SUFFIX = ".tmp"
+_CHUNK = 1 << 20
 
 
 class MirrorError(ValueError):
@@ -194,10 +196,6 @@ def _record_text(record):
   return json.dumps(record, indent=2, sort_keys=True) + "\n"
 
 
-def _record_sha256(record):
-  return hashlib.sha256(_record_text(record).encode("utf-8")).hexdigest()
-
-
 def _row(key, record, metadata, tarball):
   """What the index says about a module, and which files it serves."""
   entry = catalog.find(record["net"])
@@ -212,7 +210,6 @@ def _row(key, record, metadata, tarball):
       "output_dim": metadata["num_classes" if classify else "num_features"],
       "fine_tunable": not entry.quantized,
       "size": tarball["size"], "sha256": tarball["sha256"],
-      "record_sha256": _record_sha256(record),
       "tflite": record["tflite"]["path"] if record.get("tflite") else None,
       "files": sorted(served),
   }
@@ -241,7 +238,29 @@ def _remove_leftovers(http_root):
         os.remove(os.path.join(parent, name))
 
 
-def _tarball(key, record, module_dir, regenerated, previous, path, report):
+def _tarball_matches(path, expected):
+  """Whether the tarball at `path` holds exactly the files `expected`
+  ({path: {sha256, size}}), with nothing but directories besides."""
+  found = {}
+  try:
+    with tarfile.open(path) as tar:
+      for member in tar:
+        if member.isdir():
+          continue
+        if not member.isfile():
+          return False
+        digest = hashlib.sha256()
+        with tar.extractfile(member) as f:
+          for chunk in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(chunk)
+        found[member.name] = {"sha256": digest.hexdigest(),
+                              "size": member.size}
+  except (OSError, EOFError, tarfile.TarError):
+    return False
+  return found == expected
+
+
+def _tarball(key, record, module_dir, regenerated, path, report):
   """Puts the module's tarball at `path` (the archive regeneration made,
   if any, else a new one); its {sha256, size}."""
   recorded = record.get("archive")
@@ -250,27 +269,21 @@ def _tarball(key, record, module_dir, regenerated, previous, path, report):
     report.count(_publish_file(os.path.join(regenerated, recorded), expected,
                                path), key)
     return expected
-  old = previous.get(key)
-  if (old and old["record_sha256"] == _record_sha256(record)
-      and os.path.isfile(path)):
-    found = manifest_lib.file_record(path)
-    if found == {"sha256": old["sha256"], "size": old["size"]}:
-      report.count(False, key)
-      return found
-  _rename_into_place(lambda temporary: archive.write(module_dir, temporary),
-                     path)
-  report.count(True, key)
+  if _tarball_matches(path, _module_files(record, key)):
+    report.count(False, key)
+  else:
+    _rename_into_place(lambda temporary: archive.write(module_dir, temporary),
+                       path)
+    report.count(True, key)
   return manifest_lib.file_record(path)
 
 
-def _serve_module(key, record, regenerated, http_root, previous, mirror_url,
-                  report):
+def _serve_module(key, record, regenerated, http_root, mirror_url, report):
   module_dir = os.path.join(regenerated, key)
   with open(os.path.join(module_dir, METADATA_FILE), encoding="utf-8") as f:
     metadata = json.load(f)
   target = os.path.join(http_root, key)
-  tarball = _tarball(key, record, module_dir, regenerated, previous, target,
-                     report)
+  tarball = _tarball(key, record, module_dir, regenerated, target, report)
   row = _row(key, record, metadata, tarball)
   for suffix, recorded in ((".md", record["model_card"]),
                            (".tflite", row["tflite"])):
@@ -291,7 +304,7 @@ def _serve(records, regenerated, http_root, mirror_url, report):
   os.makedirs(http_root, exist_ok=True)
   previous = _read_catalogue(http_root)
   _remove_leftovers(http_root)
-  rows = {key: _serve_module(key, record, regenerated, http_root, previous,
+  rows = {key: _serve_module(key, record, regenerated, http_root,
                              mirror_url, report)
           for key, record in sorted(records.items())}
   for key in sorted(set(previous) - set(rows)):
