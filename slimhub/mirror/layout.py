@@ -17,8 +17,8 @@ HTTP tree: ``<root>/<key>`` is the module's tarball (root = the module, as
 hub expects for ``<url>?tf-hub-format=compressed``; static servers ignore
 the query), with ``<key>.md`` (card), ``<key>.tflite``, ``<key>.json``
 (manifest record) and ``<key>.html`` beside it, plus ``index.html`` and
-``catalogue.json`` (the rows of the index, and what the next run compares
-against).
+``catalogue.json`` (the rows of the index; the next run removes the files
+of listed modules that the manifest no longer has).
 
 Every file reaches its served path by a rename of a complete temporary
 sibling, and a file whose content is already right is left alone, so a

@@ -89,15 +89,15 @@ def _usage_line(element_id, text, attributes=""):
           f"class=\"copy\" data-for=\"{element_id}\">Copy</button></div>\n")
 
 
-def _facts(row, metadata):
-  facts = [("Format", row["format"]), ("Input size", row["input_size"]),
-           ("Output dimension", row["output_dim"]),
-           ("Fine-tunable", "yes" if row["fine_tunable"] else "no"),
-           ("Tarball size", f"{row['size']:,} bytes"),
-           ("Tarball SHA-256", row["sha256"])] + metadata
+def _facts(facts):
   return "<dl class=\"facts\">\n" + "".join(
       f"<dt>{html.escape(str(name))}</dt><dd>{html.escape(str(value))}</dd>\n"
       for name, value in facts) + "</dl>\n"
+
+
+def _render(markdown):
+  return markdown_it.MarkdownIt("commonmark", {"html": False}).enable(
+      "table").render(markdown)
 
 
 def module_page(row, card, mirror_url=None):
@@ -106,8 +106,15 @@ def module_page(row, card, mirror_url=None):
   name = posixpath.basename(key)
   root = "../" * key.count("/")
   metadata = _METADATA_LINE.findall(card)
-  rendered = markdown_it.MarkdownIt("commonmark", {"html": False}).enable(
-      "table").render(_METADATA_LINE.sub("", card))
+  # The card's title and description, then how to get the module, then the
+  # rest of the card.
+  title, _, sections = _METADATA_LINE.sub("", card).partition("\n## ")
+  sections = _render("## " + sections) if sections else ""
+  facts = [("Format", row["format"]), ("Input size", row["input_size"]),
+           ("Output dimension", row["output_dim"]),
+           ("Fine-tunable", "yes" if row["fine_tunable"] else "no"),
+           ("Tarball size", f"{row['size']:,} bytes"),
+           ("Tarball SHA-256", row["sha256"])]
   if mirror_url:
     mirror_line = _usage_line("mirror-line",
                               f'hub.load("{mirror_url.rstrip("/")}/{key}")',
@@ -124,10 +131,14 @@ def module_page(row, card, mirror_url=None):
                   for href, what in downloads)
   return _page(key, (
       f"<nav><a href=\"{root}index.html\">All modules</a></nav>\n"
-      "<h2>Load it</h2>\n<p>From this mirror:</p>\n" + mirror_line +
+      f"<article class=\"card\">\n{_render(title)}</article>\n"
+      "<section class=\"load\">\n<h2>Load it</h2>\n"
+      "<p>From this mirror:</p>\n" + mirror_line +
       "<p>By its tfhub.dev handle, offline, with <code>TFHUB_CACHE_DIR</code> "
       "seeded by <code>slimhub-mirror --hub_cache_dir</code>:</p>\n" +
       _usage_line("cache-line",
                   f'hub.load("{cards.TFHUB_URL}/{key}")') +
-      f"<p class=\"downloads\">{links}</p>\n" + _facts(row, metadata) +
-      f"<article class=\"card\">\n{rendered}</article>\n"))
+      f"<p class=\"downloads\">{links}</p>\n" + _facts(facts) +
+      "<details><summary>tfhub.dev metadata</summary>\n" + _facts(metadata) +
+      "</details>\n</section>\n"
+      f"<article class=\"card\">\n{sections}</article>\n"))
