@@ -352,18 +352,22 @@ def test_catalogue_page_in_chromium(mirrored, server, tmp_path):
 def test_a_tampered_file_is_named_and_nothing_is_laid_out(mirrored,
                                                           tmp_path):
   """A file that differs from the manifest stops slimhub-mirror before it
-  writes anything; --handle_base caches under a second handle."""
+  writes anything; --handle_base caches under a second handle and
+  --mirror_url goes into the pages."""
   out = tmp_path / "out"
   shutil.copytree(mirrored["out"], out)
   www, cache = tmp_path / "www", tmp_path / "cache"
   base = "https://models.example.org/hub"
   command = _mirror(f"--regenerated={out}", f"--http_root={www}",
-                    f"--hub_cache_dir={cache}", f"--handle_base={base}")
+                    f"--hub_cache_dir={cache}", f"--handle_base={base}",
+                    f"--mirror_url={base}")
   first = _run(command)
   assert first.returncode == 0, first.stderr
   assert first.stdout.endswith("Mirror: 16 written, 0 already up to date\n")
   for key in KEYS.values():
     assert _files(cache / _sha1(f"{base}/{key}")) == _files(out / key)
+    page = (www / (key + ".html")).read_text()
+    assert f'data-fixed>hub.load(&quot;{base}/{key}&quot;)</code>' in page
   before = _stat_snapshot(www, cache)
 
   tampered = f"{KEYS[5]}/variables/variables.index"
