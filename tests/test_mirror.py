@@ -129,12 +129,13 @@ def test_hub_loads_and_keras_layer_by_url(mirrored, server, tmp_path,
 
 
 HUB015_SCRIPT = textwrap.dedent("""
-    import json, sys
+    import json, os, socket, sys
     import numpy as np
     import tensorflow as tf
     import tensorflow_hub as hub
     tf.compat.v1.disable_eager_execution()
     url, local, images = sys.argv[1], sys.argv[2], np.load(sys.argv[3])
+    seeded, handle = sys.argv[4], sys.argv[5]
 
     def features(handle):
       with tf.Graph().as_default():
@@ -143,28 +144,39 @@ HUB015_SCRIPT = textwrap.dedent("""
           session.run(tf.compat.v1.global_variables_initializer())
           return session.run(outputs)
 
-    print(json.dumps({"hub": hub.__version__, "resolved": hub.resolve(url),
-                      "url": features(url).tolist(),
-                      "local": features(local).tolist()}))
+    seen = {"hub": hub.__version__, "resolved": hub.resolve(url),
+            "url": features(url).tolist(), "local": features(local).tolist()}
+
+    def refuse(*args):
+      raise OSError("network access blocked")
+
+    socket.socket.connect = socket.getaddrinfo = refuse
+    os.environ["TFHUB_CACHE_DIR"] = seeded  # hub reads it on every load
+    seen["offline"] = features(handle).tolist()
+    print(json.dumps(seen))
     """)
 
 
 @pytest.mark.hub015
 def test_hub_module_of_hub015_loads_the_tf1_module_by_url(mirrored, server,
                                                            tmp_path):
+  """hub.Module of hub 0.15 on TF 2.15 loads the v3 URL from the server,
+  and its tfhub.dev handle offline from the seeded cache."""
   images = tmp_path / "images.npy"
   np.save(images, IMAGES)
   cache = tmp_path / "hub015_cache"
   url = f"{server}/{KEYS[3]}"
   result = _run([hub015_env.python(), "-c", HUB015_SCRIPT, url,
-                 str(mirrored["out"] / KEYS[3]), str(images)],
+                 str(mirrored["out"] / KEYS[3]), str(images),
+                 str(mirrored["cache"]), f"{TFHUB}/{KEYS[3]}"],
                 env=dict(ENV, TFHUB_CACHE_DIR=str(cache), PYTHONPATH=""))
   assert result.returncode == 0, result.stderr[-3000:]
   seen = json.loads(result.stdout.strip().splitlines()[-1])
   assert seen["hub"] == "0.15.0"
   assert seen["resolved"] == str(cache / _sha1(url))
   assert np.array(seen["url"]).shape == (2, 256)
-  assert reference_data.relative_error(seen["url"], seen["local"]) < 1e-6
+  for loaded in ("url", "offline"):
+    assert reference_data.relative_error(seen[loaded], seen["local"]) < 1e-6
 
 
 OFFLINE_SCRIPT = textwrap.dedent("""
@@ -412,7 +424,8 @@ def test_killed_run_leaves_whole_files_and_reruns_rewrite_nothing(
   assert served and served < set(reference)
   for path in served:
     assert manifest_lib.sha256_file(www / path) == reference[path], path
-  kept = _stat_snapshot(www)
+  kept = {path: stat for path, stat in _stat_snapshot(www).items()
+          if os.path.relpath(path, www) in served}
 
   completed = _run(command)
   assert completed.returncode == 0, completed.stderr

@@ -111,11 +111,14 @@ def _link_or_copy(source, target):
 
 
 def _rename_into_place(write, path):
-  """Calls write(temporary sibling of `path`), then renames it to `path`."""
+  """Calls write(temporary sibling of `path`), syncs it and renames it to
+  `path`."""
   os.makedirs(os.path.dirname(path), exist_ok=True)
   temporary = _temporary(path)
   try:
     write(temporary)
+    with open(temporary, "rb") as f:
+      os.fsync(f.fileno())
     os.replace(temporary, path)
   except BaseException:
     if os.path.lexists(temporary):
