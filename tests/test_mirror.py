@@ -361,11 +361,11 @@ def test_catalogue_page_in_chromium(mirrored, server, tmp_path):
     browser.quit()
 
 
-def test_a_tampered_file_is_named_and_nothing_is_laid_out(mirrored,
-                                                          tmp_path):
-  """A file that differs from the manifest stops slimhub-mirror before it
-  writes anything; --handle_base caches under a second handle and
-  --mirror_url goes into the pages."""
+def test_a_dropped_module_and_a_tampered_file(mirrored, tmp_path):
+  """--handle_base caches under a second handle and --mirror_url goes into
+  the pages; a module dropped from the manifest leaves the HTTP tree and
+  the other one is not touched; a file that differs from the manifest
+  stops slimhub-mirror before it writes anything."""
   out = tmp_path / "out"
   shutil.copytree(mirrored["out"], out)
   www, cache = tmp_path / "www", tmp_path / "cache"
@@ -380,6 +380,25 @@ def test_a_tampered_file_is_named_and_nothing_is_laid_out(mirrored,
     assert _files(cache / _sha1(f"{base}/{key}")) == _files(out / key)
     page = (www / (key + ".html")).read_text()
     assert f'data-fixed>hub.load(&quot;{base}/{key}&quot;)</code>' in page
+  served_v5 = {path: stat for path, stat in _stat_snapshot(www).items()
+               if f"/{KEYS[5]}" in path}
+  manifest_path = out / "manifest.json"
+  manifest = json.loads(manifest_path.read_text())
+  dropped = manifest["modules"].pop(KEYS[3])
+  manifest_path.write_text(json.dumps(manifest))
+  shutil.rmtree(out / KEYS[3])
+  for path in dropped["files"]:
+    if os.path.exists(out / path):
+      os.remove(out / path)
+  removed = _run(command)
+  assert removed.returncode == 0, removed.stderr
+  assert sorted(re.findall(r"^removed +(\S+)$", removed.stdout, re.M)) == [
+      KEYS[3] + suffix for suffix in ("", ".html", ".json", ".md", ".tflite")]
+  assert sorted(json.loads((www / "catalogue.json").read_text())["modules"]) \
+      == [KEYS[5]]
+  assert not (www / KEYS[3]).exists()
+  assert all(_stat_snapshot(www)[path] == stat
+             for path, stat in served_v5.items())
   before = _stat_snapshot(www, cache)
 
   tampered = f"{KEYS[5]}/variables/variables.index"

@@ -241,6 +241,14 @@ def _remove_leftovers(http_root):
         os.remove(os.path.join(parent, name))
 
 
+def _remove_empty_parents(directory, root):
+  root = os.path.abspath(root)
+  directory = os.path.abspath(directory)
+  while directory != root and not os.listdir(directory):
+    os.rmdir(directory)
+    directory = os.path.dirname(directory)
+
+
 def _tarball_matches(path, expected):
   """Whether the tarball at `path` holds exactly the files `expected`
   ({path: {sha256, size}}), with nothing but directories besides."""
@@ -316,6 +324,7 @@ def _serve(records, regenerated, http_root, mirror_url, report):
       if os.path.isfile(full):
         os.remove(full)
         report.removed.append(path)
+        _remove_empty_parents(os.path.dirname(full), http_root)
   report.count(_publish_text(
       json.dumps({"schema": CATALOGUE_SCHEMA, "modules": rows}, indent=2,
                  sort_keys=True) + "\n",
