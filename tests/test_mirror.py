@@ -43,21 +43,25 @@ def _mirror(*flags):
   return [sys.executable, "-m", "slimhub.exporters.mirror", *flags]
 
 
+def _regenerate(paths, *flags):
+  return [sys.executable, "-m", "slimhub.exporters.regenerate",
+          f"--checkpoint_dir={paths['checkpoints']}",
+          f"--output_dir={paths['out']}", f"--handles={HANDLE}",
+          "--versions=3,5", "--jobs=2", "--tflite",
+          f"--mirror_http_root={paths['www']}",
+          f"--mirror_hub_cache_dir={paths['cache']}", *flags]
+
+
 @pytest.fixture(scope="module")
 def mirrored(tmp_path_factory):
   """One regeneration (with --tflite) mirrored by slimhub-regenerate's
-  --mirror_* flags: {"out", "www", "cache"} paths."""
+  --mirror_* flags: {"checkpoints", "out", "www", "cache"} paths."""
   root = tmp_path_factory.mktemp("mirrored")
-  checkpoints = root / "checkpoints"
+  paths = {name: root / name
+           for name in ("checkpoints", "out", "www", "cache")}
   make_checkpoint.make_checkpoint("mobilenet_v1_025_128", 1,
-                                  checkpoint_dir=str(checkpoints))
-  paths = {name: root / name for name in ("out", "www", "cache")}
-  built = _run([sys.executable, "-m", "slimhub.exporters.regenerate",
-                f"--checkpoint_dir={checkpoints}",
-                f"--output_dir={paths['out']}", f"--handles={HANDLE}",
-                "--versions=3,5", "--jobs=2", "--tflite",
-                f"--mirror_http_root={paths['www']}",
-                f"--mirror_hub_cache_dir={paths['cache']}"])
+                                  checkpoint_dir=str(paths["checkpoints"]))
+  built = _run(_regenerate(paths))
   assert built.returncode == 0, built.stdout + built.stderr
   assert "Mirror: 14 written, 0 already up to date" in built.stdout
   return paths
@@ -462,3 +466,24 @@ def test_killed_run_leaves_whole_files_and_reruns_rewrite_nothing(
   assert again.returncode == 0, again.stderr
   assert again.stdout == "Mirror: 0 written, 14 already up to date\n"
   assert _stat_snapshot(mirrored["www"], mirrored["cache"]) == before
+
+
+@pytest.mark.slow
+def test_beam_engine_mirrors_once_from_the_driver(mirrored, tmp_path):
+  """With --engine=beam the driver lays the mirror out once, after the
+  pipeline: here it rebuilt v3 alone, and the mirror has both modules."""
+  pytest.importorskip("apache_beam")
+  paths = dict(mirrored, out=tmp_path / "out", www=tmp_path / "www",
+               cache=tmp_path / "cache")
+  shutil.copytree(mirrored["out"], paths["out"])
+  shutil.rmtree(paths["out"] / KEYS[3])
+  built = _run(_regenerate(paths, "--engine=beam", "--direct_num_workers=1"))
+  assert built.returncode == 0, built.stdout + built.stderr
+  assert "Summary: 1 built, 1 up to date, 0 skipped, 0 failed" in built.stdout
+  assert re.findall(r"^Mirror: .*$", built.stdout, re.MULTILINE) == [
+      "Mirror: 14 written, 0 already up to date"]
+  rows = json.loads((paths["www"] / "catalogue.json").read_text())["modules"]
+  assert sorted(rows) == sorted(KEYS.values())
+  for key in KEYS.values():
+    assert _files(paths["cache"] / _sha1(f"{TFHUB}/{key}")) == _files(
+        paths["out"] / key)
