@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import textwrap
 import time
 
@@ -103,33 +104,43 @@ def _sha1(handle):
   return hashlib.sha1(handle.encode("utf8")).hexdigest()
 
 
-def test_hub_loads_and_keras_layer_by_url(mirrored, server, tmp_path,
-                                          monkeypatch):
+def _features(handle, version):
+  """The feature vectors of IMAGES from the module at `handle`, by
+  hub.load (TF1 Hub modules through their default signature)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
+  loaded, images = hub.load(handle), tf.constant(IMAGES)
+  if version == 3:
+    return loaded.signatures["default"](images=images)["default"].numpy()
+  return loaded(images, training=False).numpy()
+
+
+@pytest.fixture(scope="module")
+def local_features(mirrored):
+  """{version: feature vectors of IMAGES from the regenerated module}."""
+  return {version: _features(str(mirrored["out"] / key), version)
+          for version, key in KEYS.items()}
+
+
+def test_hub_loads_and_keras_layer_by_url(mirrored, server, local_features,
+                                          tmp_path, monkeypatch):
   """hub.resolve downloads <url>?tf-hub-format=compressed into
   TFHUB_CACHE_DIR/<sha1(url)>, byte for byte the regenerated module, and
   hub.load / hub.KerasLayer on the URL compute what the local module does."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
   cache = tmp_path / "downloads"
   monkeypatch.setenv("TFHUB_CACHE_DIR", str(cache))
-  images = tf.constant(IMAGES)
   for version, key in KEYS.items():
-    url, local = f"{server}/{key}", str(mirrored["out"] / key)
+    url = f"{server}/{key}"
     assert hub.resolve(url) == str(cache / _sha1(url))
-    assert _files(cache / _sha1(url)) == _files(local)
-    if version == 3:  # TF1 Hub format: its signatures, and a Keras layer
-      run = lambda handle: hub.load(handle).signatures["default"](
-          images=images)["default"]
-      layer = lambda handle: hub.KerasLayer(
-          handle, signature="image_feature_vector", output_key="default")
-    else:
-      run = lambda handle: hub.load(handle)(images, training=False)
-      layer = hub.KerasLayer
-    expected = run(local).numpy()
+    assert _files(cache / _sha1(url)) == _files(mirrored["out"] / key)
+    expected = local_features[version]
     assert expected.shape == (2, 256)
-    np.testing.assert_array_equal(run(url).numpy(), expected)
-    np.testing.assert_array_equal(layer(url)(images).numpy(),
-                                  layer(local)(images).numpy())
+    np.testing.assert_array_equal(_features(url, version), expected)
+    layer = (hub.KerasLayer(url, signature="image_feature_vector",
+                            output_key="default") if version == 3
+             else hub.KerasLayer(url))
+    np.testing.assert_array_equal(layer(IMAGES).numpy(), expected)
 
 
 HUB015_SCRIPT = textwrap.dedent("""
@@ -210,13 +221,12 @@ OFFLINE_SCRIPT = textwrap.dedent("""
     """)
 
 
-def test_seeded_cache_loads_tfhub_handles_offline(mirrored, tmp_path):
+def test_seeded_cache_loads_tfhub_handles_offline(mirrored, local_features,
+                                                  tmp_path):
   """With TFHUB_CACHE_DIR seeded and every name lookup and socket
-  connection failing,
-  hub.load and hub.KerasLayer of the tfhub.dev handles load the regenerated
-  modules; a handle the cache lacks fails on the blocked network."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
+  connection failing, hub.load and hub.KerasLayer of the tfhub.dev handles
+  load the regenerated modules (hard links, with hub's descriptor file); a
+  handle the cache lacks fails on the blocked network."""
   cache = mirrored["cache"]
   for key in KEYS.values():
     directory = cache / _sha1(f"{TFHUB}/{key}")
@@ -235,19 +245,15 @@ def test_seeded_cache_loads_tfhub_handles_offline(mirrored, tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   seen = json.loads(result.stdout.strip().splitlines()[-1])
   assert "network access blocked" in seen["uncached"]
-  local = lambda version: hub.load(str(mirrored["out"] / KEYS[version]))
-  expected = local(5)(tf.constant(IMAGES), training=False).numpy()
-  np.testing.assert_array_equal(seen["v5"], expected)
-  np.testing.assert_array_equal(seen["v5_layer"], expected)
-  np.testing.assert_array_equal(seen["v3"], local(3).signatures["default"](
-      images=tf.constant(IMAGES))["default"].numpy())
+  np.testing.assert_array_equal(seen["v5"], local_features[5])
+  np.testing.assert_array_equal(seen["v5_layer"], local_features[5])
+  np.testing.assert_array_equal(seen["v3"], local_features[3])
 
 
 def test_http_tree_layout(mirrored):
   """<key> is the module's deterministic tarball (root = the module); card,
   TFLite model and manifest record sit beside it; catalogue.json has a row
   per module."""
-  import tarfile  # pylint: disable=g-import-not-at-top
   www, out = mirrored["www"], mirrored["out"]
   with open(out / "manifest.json") as f:
     records = json.load(f)["modules"]
