@@ -233,12 +233,19 @@ def _read_catalogue(http_root):
   return data["modules"]
 
 
-def _remove_leftovers(http_root):
-  """Removes temporary files a killed run left (never at a served path)."""
-  for parent, _, names in os.walk(http_root):
-    for name in names:
-      if name.startswith(".") and name.endswith(_TEMPORARY_SUFFIX):
-        os.remove(os.path.join(parent, name))
+def _remove_leftovers(http_root, keys):
+  """Removes the temporary files a killed run left beside served paths
+  (only in the directories this tree serves from, never elsewhere)."""
+  directories = {http_root} | {os.path.dirname(os.path.join(http_root, key))
+                               for key in keys}
+  for directory in sorted(directories):
+    if not os.path.isdir(directory):
+      continue
+    for name in os.listdir(directory):
+      path = os.path.join(directory, name)
+      if (name.startswith(".") and name.endswith(_TEMPORARY_SUFFIX)
+          and os.path.isfile(path)):
+        os.remove(path)
 
 
 def _remove_empty_parents(directory, root):
@@ -314,7 +321,7 @@ def _serve_module(key, record, regenerated, http_root, mirror_url, report):
 def _serve(records, regenerated, http_root, mirror_url, report):
   os.makedirs(http_root, exist_ok=True)
   previous = _read_catalogue(http_root)
-  _remove_leftovers(http_root)
+  _remove_leftovers(http_root, set(records) | set(previous))
   rows = {key: _serve_module(key, record, regenerated, http_root,
                              mirror_url, report)
           for key, record in sorted(records.items())}
