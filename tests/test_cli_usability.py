@@ -30,11 +30,14 @@ OWN_FLAGS = {
                        "json", "allow_ops", "max_bytes", "timeout", "jobs",
                        "junit_xml"],
     "slimhub-regenerate": ["checkpoint_dir", "output_dir", "handles",
-                           "versions", "jobs", "archive", "download"],
+                           "versions", "jobs", "archive", "download",
+                           "mirror_http_root", "mirror_hub_cache_dir"],
     "slimhub-fetch-checkpoint": ["net", "cache_dir", "base_url", "sha256",
                                  "timeout", "max_bytes", "extract_all",
                                  "print_sha256"],
     "slimhub-tflite": ["module_dir", "output"],
+    "slimhub-mirror": ["regenerated", "hub_cache_dir", "handle_base",
+                       "http_root", "mirror_url"],
 }
 TF_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-gpu",
                     "tensorflow-intel", "tensorflow-macos")

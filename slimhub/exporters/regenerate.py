@@ -29,7 +29,9 @@ hdfs://, or a scheme a --beam_plugins module registers).
 from absl import app
 from absl import flags
 
+from slimhub.mirror import layout as mirror_lib
 from slimhub.regenerate import fetch
+from slimhub.regenerate import files
 from slimhub.regenerate import plan as regenerate_lib
 from slimhub.exporters import common
 
@@ -74,6 +76,13 @@ _MAX_BYTES = flags.DEFINE_integer(
     "or expand to (default: 8 times the net's float32 weights plus 64 MiB).",
     lower_bound=1)
 
+_MIRROR_HTTP_ROOT = flags.DEFINE_string(
+    "mirror_http_root", None, "After the run, write the static HTTP mirror "
+    "of --output_dir here, as slimhub-mirror --http_root does.")
+_MIRROR_HUB_CACHE_DIR = flags.DEFINE_string(
+    "mirror_hub_cache_dir", None, "After the run, lay --output_dir out as "
+    "this TFHUB_CACHE_DIR, as slimhub-mirror --hub_cache_dir does.")
+
 flags.mark_flags_as_required(["checkpoint_dir", "output_dir"])
 
 
@@ -89,6 +98,10 @@ def main(argv):
   pipeline_args = argv[1:]
   if pipeline_args and _ENGINE.value != "beam":
     raise app.UsageError(f"Unexpected arguments: {' '.join(pipeline_args)}")
+  if ((_MIRROR_HTTP_ROOT.value or _MIRROR_HUB_CACHE_DIR.value)
+      and files.is_remote(_OUTPUT_DIR.value)):
+    raise app.UsageError("--mirror_http_root and --mirror_hub_cache_dir need "
+                         "a local --output_dir")
   common.quiet_tensorflow()
   options = regenerate_lib.Options(
       checkpoint_dir=_CHECKPOINT_DIR.value, output_dir=_OUTPUT_DIR.value,
@@ -104,7 +117,21 @@ def main(argv):
   except (regenerate_lib.RegenerateError, fetch.FetchError) as error:
     common.fail("slimhub-regenerate", error)
   log(regenerate_lib.summary(outcomes))
+  _mirror(log)
   raise SystemExit(regenerate_lib.exit_status(outcomes))
+
+
+def _mirror(log):
+  """The --mirror_* step: once, here in the driver, whatever the engine."""
+  if not (_MIRROR_HTTP_ROOT.value or _MIRROR_HUB_CACHE_DIR.value):
+    return
+  try:
+    report = mirror_lib.mirror(_OUTPUT_DIR.value,
+                               hub_cache_dir=_MIRROR_HUB_CACHE_DIR.value,
+                               http_root=_MIRROR_HTTP_ROOT.value)
+  except (mirror_lib.MirrorError, OSError) as error:
+    common.fail("slimhub-regenerate", f"--mirror_*: {error}")
+  log(report.summary())
 
 
 def run():
