@@ -34,6 +34,9 @@ TFHUB = "https://tfhub.dev"
 IMAGES = deterministic.images(128, 2)
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
+# One worker builds the shared regeneration (`-n 2`, --dist=loadgroup).
+pytestmark = pytest.mark.xdist_group("mirror")
+
 
 def _run(command, env=ENV):
   return subprocess.run(command, capture_output=True, text=True, env=env,
