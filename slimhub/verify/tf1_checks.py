@@ -489,7 +489,8 @@ def batch_norm_momentum(context):
     raise Skipped(f"version {expectation.version} rules: no "
                   "batch_norm_momentum input (it arrived in version 3)")
   return batch_norm.require_momentum_effect(
-      functools.partial(_update_changes, context))
+      functools.partial(_update_changes, context),
+      context.session(*TRAIN).pinned)
 
 
 @check("tf1.inference", needs=("variables.readable",), loads=True)
