@@ -61,7 +61,6 @@ def require_momentum_effect(changes_at, pinned=0):
   low, high = f"{min(ratios.values()):.2f}", f"{max(ratios.values()):.2f}"
   spread = low if low == high else f"{low}-{high}"
   drawn = (f" ({pinned} random ops pinned: every step draws the same "
-           "values)"
-           if pinned else "")
+           "values)" if pinned else "")
   return (f"momentum {FAST} moves every moving_mean {spread}x as far as "
           f"{SLOW}; the default is {SLOW}{drawn}")

@@ -1,0 +1,225 @@
+"""slimhub-verify's batch-norm momentum check under dropout and drop path
+(issue 23): correct modules pass every run, a module whose momentum input
+misses some batch norms fails with exactly those named.
+
+Drop path draws a mask per example in every training step, so two steps
+see other batch statistics. The tiny modules here put such masks in front
+of batch norms: without identical randomness per step the check measured
+the masks and failed (or passed) by chance.
+"""
+
+import shutil
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_slim as slim
+
+from slimhub import catalog
+from slimhub import module_fn
+from slimhub.formats import hub_protos
+from slimhub.formats import tf1_hub
+from slimhub.formats import tf2_saved_model
+from slimhub.verify import checks
+from slimhub.verify import expectations
+from slimhub.verify import reading
+from slimhub.verify import runtime
+from slimhub.verify import tf1_checks
+from slimhub.verify import tf2_checks
+from slimhub.verify import verify
+from slimhub.verify.context import Context
+
+SIZE = 32
+PATHS = 3
+KEEP_PROB = 0.5
+MOMENTUM = "hub_input/batch_norm_momentum"
+RUNS = 20
+
+
+def _drop_path(net):
+  """Zeroes whole examples with probability 1 - KEEP_PROB, as NASNet's
+  drop path does."""
+  noise = tf.random.uniform([tf.shape(net)[0], 1, 1, 1])
+  return net * tf.floor(KEEP_PROB + noise) / KEEP_PROB
+
+
+def _tiny_net(images, momentum, is_training):
+  """conv, batch norm, then PATHS branches of conv, drop path, batch norm:
+  those batch norms see new masks in every training step."""
+  def conv(net, scope):
+    with tf.compat.v1.variable_scope(scope):
+      kernel = tf.compat.v1.get_variable("weights", [3, 3, int(net.shape[3]),
+                                                     8])
+      return tf.nn.conv2d(net, kernel, 1, "SAME")
+
+  with slim.arg_scope(
+      [slim.batch_norm], decay=momentum, is_training=is_training, fused=True,
+      scale=True, updates_collections=[tf.compat.v1.GraphKeys.UPDATE_OPS]):
+    net = slim.batch_norm(conv(images, "stem"), scope="stem_bn")
+    for index in range(PATHS):
+      path = conv(tf.nn.relu(net), f"path_{index}")
+      if is_training:
+        path = _drop_path(path)
+      net += slim.batch_norm(path, scope=f"path_{index}_bn")
+  return {"default": tf.reduce_mean(net, [1, 2])}
+
+
+def _values(shapes):
+  """Deterministic weights and statistics for {name: shape}."""
+  rng = np.random.default_rng(23)
+  values = {}
+  for name, shape in sorted(shapes.items()):
+    value = rng.normal(0.5, 0.3, shape)
+    if name.endswith(("moving_variance", "gamma")):
+      value = np.abs(value) + 0.5
+    values[name] = value.astype(np.float32)
+  return values
+
+
+def _tf1_variant(is_training):
+  images = tf.compat.v1.placeholder(tf.float32, [None, SIZE, SIZE, 3],
+                                    name="hub_input/images")
+  momentum = tf.compat.v1.placeholder_with_default(
+      np.float32(0.99), [], name=MOMENTUM)
+  features = _tiny_net(images, momentum, is_training)["default"]
+  return types.SimpleNamespace(
+      signatures=module_fn.image_signatures(images, momentum, features,
+                                            None, {}),
+      attachments={hub_protos.IMAGE_MODULE_INFO_KEY:
+                   hub_protos.image_module_info_bytes(SIZE, SIZE)})
+
+
+def _write_tf1(directory):
+  meta_graphs, shapes = tf1_hub.build_meta_graphs(_tf1_variant)
+  values = _values(shapes)
+
+  def write_variables(prefix):
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=list(values),
+                      shape_and_slices=[""] * len(values),
+                      tensors=list(values.values()))
+  tf1_hub.write_module(directory, meta_graphs, write_variables)
+
+
+def _write_tf2(directory):
+  def assign_values(variables):
+    by_name = {v.name[:-len(":0")]: v for v in variables}
+    values = _values({name: v.shape.as_list() for name, v in by_name.items()})
+    for name, value in values.items():
+      by_name[name].assign(value)
+
+  module, _ = tf2_saved_model.build(_tiny_net, [None, SIZE, SIZE, 3], SIZE,
+                                    assign_values)
+  tf2_saved_model.save(module, directory)
+
+
+@pytest.fixture(scope="module")
+def drop_path_modules(tmp_path_factory):
+  """{format: directory} of the tiny drop-path module as TF1 and TF2."""
+  root = tmp_path_factory.mktemp("drop_path")
+  directories = {"tf1": str(root / "tf1"), "tf2": str(root / "tf2")}
+  _write_tf1(directories["tf1"])
+  _write_tf2(directories["tf2"])
+  return directories
+
+
+def _momentum_check_runs(directory, runs):
+  """The details of `runs` runs of the module's batch_norm_momentum check,
+  each in a fresh context (new sessions or a new load: new random ops)."""
+  module = reading.read(directory)
+  expectation, _ = expectations.resolve(module, None)
+  check = (tf1_checks.batch_norm_momentum if module.format == reading.TF1_HUB
+           else tf2_checks.batch_norm_momentum)
+  details = []
+  for _ in range(runs):
+    context = Context(module=module, expectation=expectation,
+                      identity_problems=[])
+    try:
+      with runtime.unoptimized():
+        details.append(check.function(context))
+    finally:
+      context.close()
+  return details
+
+
+@pytest.mark.parametrize("module_format", ["tf1", "tf2"])
+def test_drop_path_module_passes_every_run(module_format, drop_path_modules):
+  directory = drop_path_modules[module_format]
+  report = verify(directory)
+  assert report.passed, [r for r in report.results if r.status == "fail"]
+  status = {r.id: r.status for r in report.results}
+  assert status[f"{module_format}.batch_norm_momentum"] == "pass"
+  # Training steps really are random: two of them see other statistics.
+  if module_format == "tf1":
+    session = runtime.VariantSession(reading.read(directory).variant("train"),
+                                     reading.read(directory).variables_prefix)
+    feed = {"hub_input/images:0": runtime.test_images((SIZE, SIZE))}
+    steps = [session.update_changes(feed) for _ in range(4)]
+    session.close()
+  else:
+    loaded = runtime.LoadedObject(directory)
+    steps = [loaded.call_changes(runtime.test_images((SIZE, SIZE)),
+                                 loaded.moving_means, training=True)
+             for _ in range(4)]
+  assert any(step != steps[0] for step in steps[1:])
+  for detail in _momentum_check_runs(directory, RUNS):
+    assert detail.startswith("momentum 0.5 moves every moving_mean 50.00x")
+    assert "random ops pinned" in detail
+
+
+def cut_momentum(scope):
+  """A mutation of a TF1 module: the batch norms under `scope` of its
+  [train] variant use a constant 0.99 instead of batch_norm_momentum."""
+  def mutate(directory):
+    saved_model = tf1_hub.read_saved_model(directory)
+    for meta_graph in saved_model.meta_graphs:
+      if "train" not in meta_graph.meta_info_def.tags:
+        continue
+      nodes = meta_graph.graph_def.node
+      constant = nodes.add()
+      constant.name, constant.op = "cut_momentum", "Const"
+      constant.attr["dtype"].type = tf.float32.as_datatype_enum
+      constant.attr["value"].tensor.CopyFrom(
+          tf.make_tensor_proto(np.float32(0.99)))
+      for node in nodes:
+        if node.name.startswith(scope):
+          node.input[:] = ["cut_momentum" if name == MOMENTUM else name
+                           for name in node.input]
+    with open(f"{directory}/saved_model.pb", "wb") as f:
+      f.write(saved_model.SerializeToString())
+  return mutate
+
+
+def _fails_naming(directory, scope):
+  """Asserts that only tf1.batch_norm_momentum fails, naming every
+  moving_mean under `scope` and no other."""
+  report = verify(directory)
+  failed = [r for r in report.results if r.status == checks.FAIL]
+  assert [r.id for r in failed] == ["tf1.batch_norm_momentum"], failed
+  (result,) = failed
+  named = {line.split(":")[0] for line in result.lines}
+  means = {name for name in reading.read(directory).variant("train").variables
+           if name.endswith("/moving_mean")}
+  assert named == {name for name in means if name.startswith(scope)}
+  assert all(line.endswith(": 1.000x") for line in result.lines)
+  assert f"(e.g. {sorted(named)[0]}: 1.000x)" in result.detail
+  return result
+
+
+def test_tiny_module_with_cut_momentum_names_the_batch_norm(
+    drop_path_modules, tmp_path):
+  directory = tmp_path / "cut"
+  shutil.copytree(drop_path_modules["tf1"], directory)
+  cut_momentum("path_1_bn/")(directory)
+  _fails_naming(str(directory), "path_1_bn/")
+
+
+def test_mobilenet_with_cut_momentum_names_the_batch_norm(
+    exported_module, tmp_path):
+  directory = tmp_path / "cut"
+  shutil.copytree(exported_module("mobilenet_v1_025_128",
+                                  catalog.CLASSIFICATION, 3), directory)
+  scope = "MobilenetV1/Conv2d_3_pointwise/"
+  cut_momentum(scope)(directory)
+  result = _fails_naming(str(directory), scope)
+  assert result.detail.startswith("momentum 0.5 moved 1 of 27 moving_mean")
