@@ -5,7 +5,6 @@ from typing import Optional
 
 from slimhub.verify import expectations
 from slimhub.verify import golden
-from slimhub.verify import randomness
 from slimhub.verify import runtime
 
 TRAIN_TAG = "train"
@@ -30,7 +29,7 @@ class Context:
   allow_ops: frozenset = frozenset()
   max_bytes: int = 0
   _sessions: dict = dataclasses.field(default_factory=dict)
-  _loaded: dict = dataclasses.field(default_factory=dict)
+  _loaded: Optional[runtime.LoadedObject] = None
   _memo: dict = dataclasses.field(default_factory=dict)
 
   @property
@@ -56,21 +55,12 @@ class Context:
           pin_random=TRAIN_TAG in tags)
     return self._sessions[tags]
 
-  def loaded(self, training=False):
-    """The TF2 object, loaded once; for training calls, a copy whose random
-    ops are pinned (randomness.py), the same object when it has none."""
-    pinned = 0
-    if training:
-      pinned = sum(randomness.count(meta_graph.graph_def)
-                   for meta_graph in self.module.saved_model.meta_graphs)
-    if pinned not in self._loaded:
-      if pinned:
-        with randomness.pinned_saved_model(
-            self.module.directory, self.module.saved_model) as directory:
-          self._loaded[pinned] = runtime.LoadedObject(directory, pinned)
-      else:
-        self._loaded[pinned] = runtime.LoadedObject(self.module.directory)
-    return self._loaded[pinned]
+  def loaded(self):
+    """The TF2 object, loaded once."""
+    if self._loaded is None:
+      self._loaded = runtime.LoadedObject(self.module.directory,
+                                          self.module.saved_model)
+    return self._loaded
 
   def memo(self, key, compute):
     """compute(), once per verification: results several checks use."""

@@ -6,8 +6,9 @@ averages they leave (batch_norm.py) measures the masks instead of the
 momentum. The training checks therefore run a copy of the module's graphs
 in which each stateful random op of the allowlist is replaced by its
 stateless twin with a fixed seed: the same distribution and shape, drawn
-identically in every run. Every other op runs as shipped; inference runs
-use the graphs unchanged (they must repeat by themselves).
+identically in every run. Every other op runs as shipped, and inference
+runs the graphs unchanged (they must repeat by themselves): TF1 pins the
+[train] variant only, TF2 the functions only training=True traces run.
 """
 
 import contextlib
@@ -17,6 +18,9 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
+
+from slimhub.verify import reading
+from slimhub.verify import security
 
 # Each takes (shape) and attrs seed, seed2, dtype, T; its twin takes (shape,
 # seed) and attrs dtype, T, Tseed.
@@ -34,7 +38,7 @@ def _pin_nodes(nodes, reference):
   reference(name) is how an input names that node's first output. Returns
   the number of ops pinned."""
   indices = [i for i, node in enumerate(nodes) if node.op in STATELESS]
-  for count, index in enumerate(indices):
+  for number, index in enumerate(indices):
     node = nodes[index]
     seed_name = node.name + SEED_SUFFIX
     data = [name for name in node.input if not name.startswith("^")]
@@ -51,44 +55,66 @@ def _pin_nodes(nodes, reference):
     seed.name, seed.op, seed.device = seed_name, "Const", device
     seed.attr["dtype"].type = tf.int64.as_datatype_enum
     seed.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(
-        np.array([_SEED, count], np.int64)))
+        np.array([_SEED, number], np.int64)))
   return len(indices)
 
 
-def pin_graph_def(graph_def):
-  """Pins the random ops of `graph_def` and its function library in place;
-  returns how many there were."""
-  count = _pin_nodes(graph_def.node, lambda name: name)
-  for function in graph_def.library.function:
-    count += _pin_nodes(function.node_def, lambda name: f"{name}:output:0")
-  return count
+def _closure(roots, library):
+  """The functions `roots` name and every function they call."""
+  seen, stack = set(), list(roots)
+  while stack:
+    name = stack.pop()
+    if name in seen or name not in library:
+      continue
+    seen.add(name)
+    for node in library[name].node_def:
+      stack.extend(security.called_functions(node, library))
+  return seen
 
 
-def count(graph_def):
-  """The random ops pin_graph_def would pin."""
-  return sum(node.op in STATELESS for node in graph_def.node) + sum(
-      node.op in STATELESS for function in graph_def.library.function
-      for node in function.node_def)
+def training_functions(saved_model):
+  """The functions of a TF2 SavedModel that only its training=True traces
+  of __call__ run: those whose random ops the training checks pin."""
+  meta_graph = saved_model.meta_graphs[0]
+  library = {function.signature.name: function
+             for function in meta_graph.graph_def.library.function}
+  training = reading.training_trace_names(saved_model)
+  others = [name for name in meta_graph.object_graph_def.concrete_functions
+            if name not in training]
+  others += [name for node in meta_graph.graph_def.node
+             for name in security.called_functions(node, library)]
+  return _closure(training, library) - _closure(others, library)
+
+
+def count(nodes):
+  """The random ops among `nodes` that pinning makes stateless."""
+  return sum(node.op in STATELESS for node in nodes)
 
 
 def pinned_meta_graph(meta_graph):
-  """A copy of `meta_graph` with its random ops pinned."""
+  """A copy of a TF1 `meta_graph` with every random op pinned; the number
+  pinned."""
   pinned = type(meta_graph)()
   pinned.CopyFrom(meta_graph)
-  pin_graph_def(pinned.graph_def)
-  return pinned
+  graph_def = pinned.graph_def
+  total = _pin_nodes(graph_def.node, lambda name: name)
+  for function in graph_def.library.function:
+    total += _pin_nodes(function.node_def, lambda name: f"{name}:output:0")
+  return pinned, total
 
 
 @contextlib.contextmanager
-def pinned_saved_model(directory, saved_model):
-  """A temporary SavedModel directory: `saved_model` with its random ops
-  pinned, reading the variables of `directory` (linked, not copied)."""
+def pinned_saved_model(directory, saved_model, functions):
+  """A temporary SavedModel directory: `saved_model` with the random ops of
+  `functions` pinned, reading the variables of `directory` (linked, not
+  copied)."""
   pinned = saved_model_pb2.SavedModel()
   pinned.CopyFrom(saved_model)
-  for meta_graph in pinned.meta_graphs:
-    pin_graph_def(meta_graph.graph_def)
+  for function in pinned.meta_graphs[0].graph_def.library.function:
+    if function.signature.name in functions:
+      _pin_nodes(function.node_def, lambda name: f"{name}:output:0")
   with tempfile.TemporaryDirectory(prefix="slimhub-verify-") as temporary:
-    with open(os.path.join(temporary, "saved_model.pb"), "wb") as f:
+    with open(os.path.join(temporary, reading.SAVED_MODEL_FILE), "wb") as f:
       f.write(pinned.SerializeToString())
     os.symlink(os.path.abspath(os.path.join(directory, "variables")),
                os.path.join(temporary, "variables"))

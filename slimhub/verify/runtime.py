@@ -74,10 +74,9 @@ class VariantSession:
   def __init__(self, variant, variables_prefix, pin_random=False):
     self.variant = variant
     self.prefix = variables_prefix
-    meta_graph = variant.meta_graph
-    self.pinned = randomness.count(meta_graph.graph_def) if pin_random else 0
-    if self.pinned:
-      meta_graph = randomness.pinned_meta_graph(meta_graph)
+    meta_graph, self.pinned = variant.meta_graph, 0
+    if pin_random:
+      meta_graph, self.pinned = randomness.pinned_meta_graph(meta_graph)
     self.graph = tf.Graph()
     with self.graph.as_default():
       self.saver = tf.compat.v1.train.import_meta_graph(
@@ -123,12 +122,21 @@ class VariantSession:
 
 
 class LoadedObject:
-  """A TF2 SavedModel loaded with tf.saved_model.load. `pinned`: how many
-  random ops draw the same values in every call (randomness.py)."""
+  """A TF2 SavedModel loaded with tf.saved_model.load, the random ops of its
+  training calls pinned (randomness.py); `pinned` counts them."""
 
-  def __init__(self, directory, pinned=0):
-    self.pinned = pinned
-    self.object = tf.saved_model.load(directory)
+  def __init__(self, directory, saved_model):
+    functions = randomness.training_functions(saved_model)
+    self.pinned = sum(
+        randomness.count(function.node_def)
+        for function in saved_model.meta_graphs[0].graph_def.library.function
+        if function.signature.name in functions)
+    if self.pinned:
+      with randomness.pinned_saved_model(directory, saved_model,
+                                         functions) as pinned:
+        self.object = tf.saved_model.load(pinned)
+    else:
+      self.object = tf.saved_model.load(directory)
     self.variables = list(getattr(self.object, "variables", []))
     self.saved_values = [v.numpy() for v in self.variables]
 

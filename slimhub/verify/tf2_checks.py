@@ -291,7 +291,7 @@ def regularization_losses(context):
 
 
 def _moving_means(context):
-  means = context.loaded(training=True).moving_means
+  means = context.loaded().moving_means
   if not means:
     raise Skipped("no moving_mean variables (no batch norm)")
   return means
@@ -307,7 +307,7 @@ def _training_changes(context, momentum=None):
   names = _moving_means(context)
   return context.memo(
       ("tf2.training_changes", momentum),
-      lambda: context.loaded(training=True).call_changes(
+      lambda: context.loaded().call_changes(
           context.images(), names, **_call_kwargs(context, True),
           **_momentum_kwargs(momentum)))
 
@@ -351,7 +351,7 @@ def batch_norm_momentum(context):
     raise Skipped(f"__call__ has no {MOMENTUM} parameter")
   return batch_norm.require_momentum_effect(
       functools.partial(_training_changes, context),
-      context.loaded(training=True).pinned)
+      context.loaded().pinned)
 
 
 @check("tf2.serving_default", needs=("tf2.load",), loads=True)
