@@ -8,6 +8,7 @@ of batch norms: without identical randomness per step the check measured
 the masks and failed (or passed) by chance.
 """
 
+import functools
 import shutil
 import types
 
@@ -44,9 +45,10 @@ def _drop_path(net):
   return net * tf.floor(KEEP_PROB + noise) / KEEP_PROB
 
 
-def _tiny_net(images, momentum, is_training):
+def _tiny_net(images, momentum, is_training, random_inference=False):
   """conv, batch norm, then PATHS branches of conv, drop path, batch norm:
-  those batch norms see new masks in every training step."""
+  those batch norms see new masks in every training step (with
+  `random_inference`, in inference too: a broken module)."""
   def conv(net, scope):
     with tf.compat.v1.variable_scope(scope):
       kernel = tf.compat.v1.get_variable("weights", [3, 3, int(net.shape[3]),
@@ -59,7 +61,7 @@ def _tiny_net(images, momentum, is_training):
     net = slim.batch_norm(conv(images, "stem"), scope="stem_bn")
     for index in range(PATHS):
       path = conv(tf.nn.relu(net), f"path_{index}")
-      if is_training:
+      if is_training or random_inference:
         path = _drop_path(path)
       net += slim.batch_norm(path, scope=f"path_{index}_bn")
   return {"default": tf.reduce_mean(net, [1, 2])}
@@ -77,12 +79,13 @@ def _values(shapes):
   return values
 
 
-def _tf1_variant(is_training):
+def _tf1_variant(is_training, random_inference=False):
   images = tf.compat.v1.placeholder(tf.float32, [None, SIZE, SIZE, 3],
                                     name="hub_input/images")
   momentum = tf.compat.v1.placeholder_with_default(
       np.float32(0.99), [], name=MOMENTUM)
-  features = _tiny_net(images, momentum, is_training)["default"]
+  features = _tiny_net(images, momentum, is_training,
+                       random_inference)["default"]
   return types.SimpleNamespace(
       signatures=module_fn.image_signatures(images, momentum, features,
                                             None, {}),
@@ -90,8 +93,9 @@ def _tf1_variant(is_training):
                    hub_protos.image_module_info_bytes(SIZE, SIZE)})
 
 
-def _write_tf1(directory):
-  meta_graphs, shapes = tf1_hub.build_meta_graphs(_tf1_variant)
+def _write_tf1(directory, random_inference=False):
+  meta_graphs, shapes = tf1_hub.build_meta_graphs(functools.partial(
+      _tf1_variant, random_inference=random_inference))
   values = _values(shapes)
 
   def write_variables(prefix):
@@ -101,16 +105,18 @@ def _write_tf1(directory):
   tf1_hub.write_module(directory, meta_graphs, write_variables)
 
 
-def _write_tf2(directory):
+def _write_tf2(directory, random_inference=False):
   def assign_values(variables):
     by_name = {v.name[:-len(":0")]: v for v in variables}
     values = _values({name: v.shape.as_list() for name, v in by_name.items()})
     for name, value in values.items():
       by_name[name].assign(value)
 
-  module, _ = tf2_saved_model.build(_tiny_net, [None, SIZE, SIZE, 3], SIZE,
-                                    assign_values)
-  tf2_saved_model.save(module, directory)
+  module, spec = tf2_saved_model.build(
+      functools.partial(_tiny_net, random_inference=random_inference),
+      [None, SIZE, SIZE, 3], SIZE, assign_values)
+  tf2_saved_model.save(module, directory,
+                       tf2_saved_model.serving_signature(module, spec))
 
 
 @pytest.fixture(scope="module")
@@ -224,3 +230,20 @@ def test_mobilenet_with_cut_momentum_names_the_batch_norm(
   cut_momentum(scope)(directory)
   result = _fails_naming(str(directory), scope)
   assert result.detail.startswith("momentum 0.5 moved 1 of 27 moving_mean")
+
+
+@pytest.mark.parametrize("module_format,check_id,fragment", [
+    ("tf1", "tf1.inference", f"the [] outputs depend on {PATHS} random ops "
+     "(random_uniform/RandomUniform, random_uniform_1/RandomUniform, "),
+    ("tf2", "tf2.serving_default", f"__call__(training=False) runs {PATHS} "
+     "random ops (random_uniform/RandomUniform in function ")])
+def test_random_inference_is_named_not_blamed_on_the_momentum(
+    module_format, check_id, fragment, tmp_path):
+  directory = str(tmp_path / module_format)
+  write = _write_tf1 if module_format == "tf1" else _write_tf2
+  write(directory, random_inference=True)
+  report = verify(directory)
+  failed = {r.id: r.detail for r in report.results if r.status == checks.FAIL}
+  assert list(failed) == [check_id]
+  assert fragment in failed[check_id]
+  assert "batch_norm_momentum" not in failed[check_id].split("(")[0]

@@ -76,14 +76,52 @@ def training_functions(saved_model):
   """The functions of a TF2 SavedModel that only its training=True traces
   of __call__ run: those whose random ops the training checks pin."""
   meta_graph = saved_model.meta_graphs[0]
-  library = {function.signature.name: function
-             for function in meta_graph.graph_def.library.function}
+  library = _library(meta_graph.graph_def)
   training = reading.training_trace_names(saved_model)
   others = [name for name in meta_graph.object_graph_def.concrete_functions
             if name not in training]
   others += [name for node in meta_graph.graph_def.node
              for name in security.called_functions(node, library)]
   return _closure(training, library) - _closure(others, library)
+
+
+def _random_nodes(functions, library):
+  return [f"{node.name} in function {name}" for name in sorted(functions)
+          for node in library[name].node_def if node.op in STATELESS]
+
+
+def _library(graph_def):
+  return {function.signature.name: function
+          for function in graph_def.library.function}
+
+
+def random_ops_behind(graph_def, tensor_names):
+  """The random ops that computing `tensor_names` runs (graph nodes, and
+  nodes of the functions called on the way), sorted."""
+  nodes = {node.name: node for node in graph_def.node}
+  library = _library(graph_def)
+  found, functions, seen = [], [], set()
+  stack = [name.lstrip("^").split(":")[0] for name in tensor_names]
+  while stack:
+    name = stack.pop()
+    if name in seen or name not in nodes:
+      continue
+    seen.add(name)
+    node = nodes[name]
+    if node.op in STATELESS:
+      found.append(name)
+    functions.extend(security.called_functions(node, library))
+    stack.extend(item.lstrip("^").split(":")[0] for item in node.input)
+  return sorted(found) + _random_nodes(_closure(functions, library), library)
+
+
+def inference_random_ops(saved_model):
+  """The random ops in what __call__'s traces without training=True run."""
+  graph_def = saved_model.meta_graphs[0].graph_def
+  library = _library(graph_def)
+  training = reading.training_trace_names(saved_model)
+  inference = reading.call_trace_names(saved_model) - training
+  return _random_nodes(_closure(inference, library), library)
 
 
 def count(nodes):

@@ -286,6 +286,12 @@ def _call_traces(object_graph):
       for name in call_node.function.concrete_functions}
 
 
+def call_trace_names(saved_model):
+  """The concrete functions of __call__."""
+  _, traces = _call_traces(saved_model.meta_graphs[0].object_graph_def)
+  return set(traces)
+
+
 def training_trace_names(saved_model):
   """The concrete functions of __call__ traced with training=True."""
   _, traces = _call_traces(saved_model.meta_graphs[0].object_graph_def)

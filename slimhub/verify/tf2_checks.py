@@ -14,6 +14,7 @@ import tensorflow as tf
 from slimhub.verify import batch_norm
 from slimhub.verify import expectations
 from slimhub.verify import layout
+from slimhub.verify import randomness
 from slimhub.verify import reading
 from slimhub.verify import runtime
 from slimhub.verify.checks import Failed
@@ -387,6 +388,11 @@ def serving_default(context):
   batch = context.images()
   served, = loaded.object.signatures[SERVING_DEFAULT](
       **{key: tf.constant(batch)}).values()
+  random = randomness.inference_random_ops(context.module.saved_model)
+  if random:
+    raise Failed(f"__call__(training=False) runs {len(random)} random ops "
+                 f"({listing(random, 3)}), so inference does not repeat and "
+                 f"{SERVING_DEFAULT} cannot be compared with it")
   called = loaded.call(batch, **_call_kwargs(context, False))
   if not np.allclose(served.numpy(), called.numpy(), rtol=1e-6, atol=0):
     raise Failed(f"{SERVING_DEFAULT} differs from __call__(training=False): "
