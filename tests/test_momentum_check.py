@@ -17,11 +17,14 @@ import pytest
 import tensorflow as tf
 import tf_slim as slim
 
+import test_regenerate
 from slimhub import catalog
 from slimhub import module_fn
+from slimhub.exporters import make_checkpoint
 from slimhub.formats import hub_protos
 from slimhub.formats import tf1_hub
 from slimhub.formats import tf2_saved_model
+from slimhub.verify import batch_norm
 from slimhub.verify import checks
 from slimhub.verify import expectations
 from slimhub.verify import reading
@@ -247,3 +250,81 @@ def test_random_inference_is_named_not_blamed_on_the_momentum(
   assert list(failed) == [check_id]
   assert fragment in failed[check_id]
   assert "batch_norm_momentum" not in failed[check_id].split("(")[0]
+
+
+LARGE = [("nasnet_large", 3), ("nasnet_large", 5), ("pnasnet_large", 3),
+         ("pnasnet_large", 5)]
+
+
+def _momentum_rule_runs(directory, runs):
+  """`runs` runs of the momentum rule (3 training steps each) on one session
+  or loaded object: each step draws its random ops anew, as fine-tuning
+  does."""
+  module = reading.read(directory)
+  images = runtime.test_images(tuple(
+      expectations.resolve(module, None)[0].image_size))
+  if module.format == reading.TF1_HUB:
+    session = runtime.VariantSession(module.variant("train"),
+                                     module.variables_prefix, pin_random=True)
+    pinned, close = session.pinned, session.close
+
+    def changes_at(momentum):
+      feed = {"hub_input/images:0": images}
+      if momentum is not None:
+        feed[MOMENTUM + ":0"] = np.float32(momentum)
+      return session.update_changes(feed)
+  else:
+    loaded = runtime.LoadedObject(directory, module.saved_model)
+    pinned, close = loaded.pinned, lambda: None
+
+    def changes_at(momentum):
+      kwargs = ({} if momentum is None else
+                {"batch_norm_momentum": tf.constant(momentum, tf.float32)})
+      return loaded.call_changes(images, loaded.moving_means, training=True,
+                                 **kwargs)
+  try:
+    with runtime.unoptimized():
+      return [batch_norm.require_momentum_effect(changes_at, pinned)
+              for _ in range(runs)]
+  finally:
+    close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem,version", LARGE,
+                         ids=[f"{s}-{v}" for s, v in LARGE])
+def test_large_nasnets_pass_verification_and_20_momentum_runs(
+    stem, version, exported_module):
+  directory = exported_module(stem, catalog.CLASSIFICATION, version)
+  report = verify(directory,
+                  expect=f"imagenet/{stem}/classification@{version}")
+  assert report.passed, [r for r in report.results if r.status == "fail"]
+  details = _momentum_rule_runs(directory, RUNS)
+  assert all(detail.startswith("momentum 0.5 moves every moving_mean 50.00x")
+             for detail in details), details
+
+
+@pytest.mark.slow
+def test_nasnet_large_with_cut_momentum_names_the_cell(exported_module,
+                                                       tmp_path):
+  directory = tmp_path / "cut"
+  shutil.copytree(exported_module("nasnet_large", catalog.CLASSIFICATION, 3),
+                  directory)
+  cut_momentum("cell_1/")(directory)
+  result = _fails_naming(str(directory), "cell_1/")
+  # cell_1 lies behind drop path: its statistics change in every step.
+  assert "cell_1/beginning_bn/moving_mean: 1.000x" in result.lines
+
+
+@pytest.mark.slow
+def test_regenerate_builds_and_verifies_large_nasnets_v1_to_v5(tmp_path):
+  nets = ("nasnet_large", "pnasnet_large")
+  for net in nets:
+    make_checkpoint.make_checkpoint(net, 1, checkpoint_dir=str(tmp_path))
+  output = tmp_path / "out"
+  result = test_regenerate.run(test_regenerate.regenerate(
+      tmp_path, output, "--jobs=2", handles=nets, versions="1,2,3,4,5"))
+  assert result.returncode == 0, result.stdout + result.stderr
+  manifest = test_regenerate.check_outputs(output, tmp_path)
+  assert set(manifest["modules"]) == test_regenerate.expected_keys(
+      nets, (1, 2, 3, 4, 5))
