@@ -124,11 +124,6 @@ def inference_random_ops(saved_model):
   return _random_nodes(_closure(inference, library), library)
 
 
-def count(nodes):
-  """The random ops among `nodes` that pinning makes stateless."""
-  return sum(node.op in STATELESS for node in nodes)
-
-
 def pinned_meta_graph(meta_graph):
   """A copy of a TF1 `meta_graph` with every random op pinned; the number
   pinned."""
@@ -142,18 +137,23 @@ def pinned_meta_graph(meta_graph):
 
 
 @contextlib.contextmanager
-def pinned_saved_model(directory, saved_model, functions):
-  """A temporary SavedModel directory: `saved_model` with the random ops of
-  `functions` pinned, reading the variables of `directory` (linked, not
-  copied)."""
+def training_pinned(directory, saved_model):
+  """(a SavedModel directory, the number of random ops pinned): a temporary
+  copy of `saved_model` with the random ops of training_functions pinned,
+  reading the variables of `directory` (linked, not copied); `directory`
+  itself when those functions have none."""
+  functions = training_functions(saved_model)
   pinned = saved_model_pb2.SavedModel()
   pinned.CopyFrom(saved_model)
-  for function in pinned.meta_graphs[0].graph_def.library.function:
-    if function.signature.name in functions:
-      _pin_nodes(function.node_def, lambda name: f"{name}:output:0")
+  total = sum(_pin_nodes(function.node_def, lambda name: f"{name}:output:0")
+              for function in pinned.meta_graphs[0].graph_def.library.function
+              if function.signature.name in functions)
+  if not total:
+    yield directory, 0
+    return
   with tempfile.TemporaryDirectory(prefix="slimhub-verify-") as temporary:
     with open(os.path.join(temporary, reading.SAVED_MODEL_FILE), "wb") as f:
       f.write(pinned.SerializeToString())
     os.symlink(os.path.abspath(os.path.join(directory, "variables")),
                os.path.join(temporary, "variables"))
-    yield temporary
+    yield temporary, total

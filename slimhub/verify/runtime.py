@@ -126,17 +126,9 @@ class LoadedObject:
   training calls pinned (randomness.py); `pinned` counts them."""
 
   def __init__(self, directory, saved_model):
-    functions = randomness.training_functions(saved_model)
-    self.pinned = sum(
-        randomness.count(function.node_def)
-        for function in saved_model.meta_graphs[0].graph_def.library.function
-        if function.signature.name in functions)
-    if self.pinned:
-      with randomness.pinned_saved_model(directory, saved_model,
-                                         functions) as pinned:
-        self.object = tf.saved_model.load(pinned)
-    else:
-      self.object = tf.saved_model.load(directory)
+    with randomness.training_pinned(directory, saved_model) as (
+        path, self.pinned):
+      self.object = tf.saved_model.load(path)
     self.variables = list(getattr(self.object, "variables", []))
     self.saved_values = [v.numpy() for v in self.variables]
 

@@ -385,14 +385,14 @@ def serving_default(context):
   if problem:
     raise Failed(f"{SERVING_DEFAULT} input {key!r} {problem}")
   loaded = context.loaded()
-  batch = context.images()
-  served, = loaded.object.signatures[SERVING_DEFAULT](
-      **{key: tf.constant(batch)}).values()
   random = randomness.inference_random_ops(context.module.saved_model)
   if random:
     raise Failed(f"__call__(training=False) runs {len(random)} random ops "
                  f"({listing(random, 3)}), so inference does not repeat and "
                  f"{SERVING_DEFAULT} cannot be compared with it")
+  batch = context.images()
+  served, = loaded.object.signatures[SERVING_DEFAULT](
+      **{key: tf.constant(batch)}).values()
   called = loaded.call(batch, **_call_kwargs(context, False))
   if not np.allclose(served.numpy(), called.numpy(), rtol=1e-6, atol=0):
     raise Failed(f"{SERVING_DEFAULT} differs from __call__(training=False): "
