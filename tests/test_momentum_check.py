@@ -239,7 +239,8 @@ def test_mobilenet_with_cut_momentum_names_the_batch_norm(
     ("tf1", "tf1.inference", f"the [] outputs depend on {PATHS} random ops "
      "(random_uniform/RandomUniform, random_uniform_1/RandomUniform, "),
     ("tf2", "tf2.serving_default", f"__call__(training=False) runs {PATHS} "
-     "random ops (random_uniform/RandomUniform in function ")])
+     "random ops (random_uniform/RandomUniform in function ")],
+    ids=["tf1", "tf2"])
 def test_random_inference_is_named_not_blamed_on_the_momentum(
     module_format, check_id, fragment, tmp_path):
   directory = str(tmp_path / module_format)
