@@ -39,6 +39,7 @@ PATHS = 3
 KEEP_PROB = 0.5
 MOMENTUM = "hub_input/batch_norm_momentum"
 RUNS = 20
+REFERENCE_VARIABLE_OPS = ("VariableV2", "Assign", "AssignSub")
 
 
 def _drop_path(net):
@@ -82,13 +83,17 @@ def _values(shapes):
   return values
 
 
-def _tf1_variant(is_training, random_inference=False):
+def _tf1_variant(is_training, random_inference=False, resource=True):
+  """One variant of the tiny TF1 module; resource=False makes TF 1.x's
+  reference variables (VariableV2, AssignSub), as Google's TF1 modules
+  have."""
   images = tf.compat.v1.placeholder(tf.float32, [None, SIZE, SIZE, 3],
                                     name="hub_input/images")
   momentum = tf.compat.v1.placeholder_with_default(
       np.float32(0.99), [], name=MOMENTUM)
-  features = _tiny_net(images, momentum, is_training,
-                       random_inference)["default"]
+  with tf.compat.v1.variable_scope("", use_resource=resource):
+    features = _tiny_net(images, momentum, is_training,
+                         random_inference)["default"]
   return types.SimpleNamespace(
       signatures=module_fn.image_signatures(images, momentum, features,
                                             None, {}),
@@ -96,9 +101,9 @@ def _tf1_variant(is_training, random_inference=False):
                    hub_protos.image_module_info_bytes(SIZE, SIZE)})
 
 
-def _write_tf1(directory, random_inference=False):
+def _write_tf1(directory, random_inference=False, resource=True):
   meta_graphs, shapes = tf1_hub.build_meta_graphs(functools.partial(
-      _tf1_variant, random_inference=random_inference))
+      _tf1_variant, random_inference=random_inference, resource=resource))
   values = _values(shapes)
 
   def write_variables(prefix):
@@ -124,10 +129,12 @@ def _write_tf2(directory, random_inference=False):
 
 @pytest.fixture(scope="module")
 def drop_path_modules(tmp_path_factory):
-  """{format: directory} of the tiny drop-path module as TF1 and TF2."""
+  """{format: directory} of the tiny drop-path module as TF1 (resource and
+  reference variables) and TF2."""
   root = tmp_path_factory.mktemp("drop_path")
-  directories = {"tf1": str(root / "tf1"), "tf2": str(root / "tf2")}
+  directories = {name: str(root / name) for name in ("tf1", "tf1_ref", "tf2")}
   _write_tf1(directories["tf1"])
+  _write_tf1(directories["tf1_ref"], resource=False)
   _write_tf2(directories["tf2"])
   return directories
 
@@ -151,10 +158,13 @@ def _momentum_check_runs(directory, runs):
   return details
 
 
-@pytest.mark.parametrize("module_format", ["tf1", "tf2"])
-def test_drop_path_module_passes_every_run(module_format, drop_path_modules):
-  directory = drop_path_modules[module_format]
-  report = verify(directory)
+@pytest.mark.parametrize("variant", ["tf1", "tf1_ref", "tf2"])
+def test_drop_path_module_passes_every_run(variant, drop_path_modules):
+  directory = drop_path_modules[variant]
+  module_format = variant[:3]
+  # The allowlist holds the ops of slimhub's exports: resource variables.
+  report = verify(directory, allow_ops=REFERENCE_VARIABLE_OPS
+                  if variant == "tf1_ref" else ())
   assert report.passed, [r for r in report.results if r.status == "fail"]
   status = {r.id: r.status for r in report.results}
   assert status[f"{module_format}.batch_norm_momentum"] == "pass"
