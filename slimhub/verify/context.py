@@ -7,6 +7,8 @@ from slimhub.verify import expectations
 from slimhub.verify import golden
 from slimhub.verify import runtime
 
+TRAIN_TAG = "train"
+
 
 @dataclasses.dataclass
 class Context:
@@ -45,16 +47,19 @@ class Context:
     return runtime.test_images(size or self.image_size)
 
   def session(self, *tags):
-    """The VariantSession of the TF1 variant with these tags."""
+    """The VariantSession of the TF1 variant with these tags; the [train]
+    variant's random ops are pinned (randomness.py)."""
     if tags not in self._sessions:
       self._sessions[tags] = runtime.VariantSession(
-          self.module.variant(*tags), self.module.variables_prefix)
+          self.module.variant(*tags), self.module.variables_prefix,
+          pin_random=TRAIN_TAG in tags)
     return self._sessions[tags]
 
   def loaded(self):
     """The TF2 object, loaded once."""
     if self._loaded is None:
-      self._loaded = runtime.LoadedObject(self.module.directory)
+      self._loaded = runtime.LoadedObject(self.module.directory,
+                                          self.module.saved_model)
     return self._loaded
 
   def memo(self, key, compute):

@@ -267,18 +267,43 @@ def _saved_variables(object_graph, node_ids):
   return variables
 
 
-def _saved_object(saved_model):
-  object_graph = saved_model.meta_graphs[0].object_graph_def
-  children = ({child.local_name: child.node_id
-               for child in object_graph.nodes[0].children}
-              if object_graph.nodes else {})
-  parameters, traces = (), []
+def _children(object_graph):
+  return ({child.local_name: child.node_id
+           for child in object_graph.nodes[0].children}
+          if object_graph.nodes else {})
+
+
+def _call_traces(object_graph):
+  """(__call__'s parameters, {concrete function name: Trace})."""
+  children = _children(object_graph)
   call_node = (object_graph.nodes[children["__call__"]]
                if "__call__" in children else None)
-  if call_node is not None and call_node.WhichOneof("kind") == "function":
-    parameters = _parameters(call_node.function.function_spec)
-    traces = [_trace(object_graph.concrete_functions[name], parameters)
-              for name in call_node.function.concrete_functions]
+  if call_node is None or call_node.WhichOneof("kind") != "function":
+    return (), {}
+  parameters = _parameters(call_node.function.function_spec)
+  return parameters, {
+      name: _trace(object_graph.concrete_functions[name], parameters)
+      for name in call_node.function.concrete_functions}
+
+
+def call_trace_names(saved_model):
+  """The concrete functions of __call__."""
+  _, traces = _call_traces(saved_model.meta_graphs[0].object_graph_def)
+  return set(traces)
+
+
+def training_trace_names(saved_model):
+  """The concrete functions of __call__ traced with training=True."""
+  _, traces = _call_traces(saved_model.meta_graphs[0].object_graph_def)
+  return {name for name, trace in traces.items()
+          if trace.arguments.get("training") is True}
+
+
+def _saved_object(saved_model):
+  object_graph = saved_model.meta_graphs[0].object_graph_def
+  children = _children(object_graph)
+  parameters, traces = _call_traces(object_graph)
+  traces = list(traces.values())
 
   def listed(name):
     if name not in children:

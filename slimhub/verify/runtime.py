@@ -12,6 +12,8 @@ import contextlib
 import numpy as np
 import tensorflow as tf
 
+from slimhub.verify import randomness
+
 MOVING_MEAN = "moving_mean"
 MOVING_STATISTICS = (MOVING_MEAN, "moving_variance")
 FALLBACK_IMAGE_SIZE = (224, 224)
@@ -65,15 +67,20 @@ def _changes(before, after):
 
 
 class VariantSession:
-  """One TF1 graph variant in a graph of its own, variables restored."""
+  """One TF1 graph variant in a graph of its own, variables restored; with
+  `pin_random`, its random ops draw the same values in every run
+  (randomness.py)."""
 
-  def __init__(self, variant, variables_prefix):
+  def __init__(self, variant, variables_prefix, pin_random=False):
     self.variant = variant
     self.prefix = variables_prefix
+    meta_graph, self.pinned = variant.meta_graph, 0
+    if pin_random:
+      meta_graph, self.pinned = randomness.pinned_meta_graph(meta_graph)
     self.graph = tf.Graph()
     with self.graph.as_default():
       self.saver = tf.compat.v1.train.import_meta_graph(
-          variant.meta_graph, clear_devices=True)
+          meta_graph, clear_devices=True)
       self.variables = {v.op.name: v
                         for v in tf.compat.v1.global_variables()}
     self.session = tf.compat.v1.Session(graph=self.graph)
@@ -115,10 +122,13 @@ class VariantSession:
 
 
 class LoadedObject:
-  """A TF2 SavedModel loaded with tf.saved_model.load."""
+  """A TF2 SavedModel loaded with tf.saved_model.load, the random ops of its
+  training calls pinned (randomness.py); `pinned` counts them."""
 
-  def __init__(self, directory):
-    self.object = tf.saved_model.load(directory)
+  def __init__(self, directory, saved_model):
+    with randomness.training_pinned(directory, saved_model) as (
+        path, self.pinned):
+      self.object = tf.saved_model.load(path)
     self.variables = list(getattr(self.object, "variables", []))
     self.saved_values = [v.numpy() for v in self.variables]
 

@@ -124,7 +124,7 @@ class Scan:
   extras: dict
 
 
-def _called_functions(node, library):
+def called_functions(node, library):
   """Names of the functions a node calls: by op type or through any func /
   list(func) attr (PartitionedCall's f, If/While/Case branches, ...)."""
   names = [node.op] if node.op in library else []
@@ -168,7 +168,7 @@ class _Walker:
     for name, node in _new_items(stack, self.nodes, nodes):
       self._visit(node, name, reached_by, allowed)
       stack.extend(i.lstrip("^").split(":")[0] for i in node.input)
-      pending_functions.extend(_called_functions(node, self.library))
+      pending_functions.extend(called_functions(node, self.library))
     self.walk_functions(pending_functions, reached_by, allowed, functions)
 
   def walk_functions(self, names, reached_by, allowed, visited):
@@ -179,7 +179,7 @@ class _Walker:
       via = f"{reached_by} via function {name}"
       for node in function.node_def:
         self._visit(node, f"{node.name} in function {name}", via, allowed)
-        stack.extend(_called_functions(node, self.library))
+        stack.extend(called_functions(node, self.library))
 
   def _visit(self, node, shown, reached_by, allowed):
     if node.op in self.library:

@@ -16,6 +16,7 @@ from slimhub.formats import hub_protos
 from slimhub.formats import tf1_hub
 from slimhub.verify import batch_norm
 from slimhub.verify import expectations
+from slimhub.verify import randomness
 from slimhub.verify import reading
 from slimhub.verify import runtime
 from slimhub.verify.checks import Failed
@@ -489,14 +490,15 @@ def batch_norm_momentum(context):
     raise Skipped(f"version {expectation.version} rules: no "
                   "batch_norm_momentum input (it arrived in version 3)")
   return batch_norm.require_momentum_effect(
-      functools.partial(_update_changes, context))
+      functools.partial(_update_changes, context),
+      context.session(*TRAIN).pinned)
 
 
 @check("tf1.inference", needs=("variables.readable",), loads=True)
 def inference(context):
   """The [] variant's signatures give finite outputs of the expected width on
-  a batch (also at another size when variable), ignore batch_norm_momentum
-  and change no variable."""
+  a batch (also at another size when variable), depend on no random op,
+  ignore batch_norm_momentum and change no variable."""
   variant = context.module.variant()
   if variant is None:
     raise Skipped("no [] variant (see tf1.tags)")
@@ -520,7 +522,12 @@ def inference(context):
             f"signature {name} at {size[0]}x{size[1]}: output 'default' is "
             f"{'finite' if np.all(np.isfinite(value)) else 'not finite'} "
             f"with shape {list(value.shape)}, expected [2,{dim}] ({source})")
-  if any(MOMENTUM in s.inputs for s in variant.signatures.values()):
+  random = randomness.random_ops_behind(variant.meta_graph.graph_def,
+                                         fetches.values())
+  if random:
+    problems.append(f"the [] outputs depend on {len(random)} random ops "
+                    f"({listing(random, 3)}), so inference does not repeat")
+  elif any(MOMENTUM in s.inputs for s in variant.signatures.values()):
     tuned = session.run(fetches, _feed(context, variant, batch_norm.FAST))
     plain = session.run(fetches, feed)
     affected = [name for name in fetches
@@ -537,7 +544,7 @@ def inference(context):
   require_none(problems)
   shown = " and ".join(f"{h}x{w}" for h, w in sizes)
   return (f"{len(fetches)} signatures run at {shown}: finite outputs of the "
-          "expected width, no variable changes")
+          "expected width, no random ops, no variable changes")
 
 
 CHECKS = (module_def, tags, method_names, signature_names, signature_inputs,

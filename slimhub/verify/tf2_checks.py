@@ -14,6 +14,7 @@ import tensorflow as tf
 from slimhub.verify import batch_norm
 from slimhub.verify import expectations
 from slimhub.verify import layout
+from slimhub.verify import randomness
 from slimhub.verify import reading
 from slimhub.verify import runtime
 from slimhub.verify.checks import Failed
@@ -350,7 +351,8 @@ def batch_norm_momentum(context):
       raise Failed(f"__call__ has no {MOMENTUM} parameter")
     raise Skipped(f"__call__ has no {MOMENTUM} parameter")
   return batch_norm.require_momentum_effect(
-      functools.partial(_training_changes, context))
+      functools.partial(_training_changes, context),
+      context.loaded().pinned)
 
 
 @check("tf2.serving_default", needs=("tf2.load",), loads=True)
@@ -383,6 +385,11 @@ def serving_default(context):
   if problem:
     raise Failed(f"{SERVING_DEFAULT} input {key!r} {problem}")
   loaded = context.loaded()
+  random = randomness.inference_random_ops(context.module.saved_model)
+  if random:
+    raise Failed(f"__call__(training=False) runs {len(random)} random ops "
+                 f"({listing(random, 3)}), so inference does not repeat and "
+                 f"{SERVING_DEFAULT} cannot be compared with it")
   batch = context.images()
   served, = loaded.object.signatures[SERVING_DEFAULT](
       **{key: tf.constant(batch)}).values()
