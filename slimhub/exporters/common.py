@@ -1,5 +1,5 @@
 """Shared plumbing of the absl binaries: a quiet TensorFlow, the binary's own
---help, a quiet end on a closed output pipe, error exits."""
+--help, a quiet end on a closed output pipe or a signal, error exits."""
 
 import contextlib
 import faulthandler
@@ -10,11 +10,14 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import warnings
 
 from absl import app
 from absl import flags
 from absl import logging as absl_logging
+
+from slimhub import interrupts
 
 # absl's spellings of --help (plus -h, which absl does not know); --helpfull
 # stays absl's.
@@ -167,11 +170,31 @@ def help_text(module_name):
           "  --helpfull: every flag, including absl's and TensorFlow's.")
 
 
+def end_quietly_on_signals():
+  """Makes SIGINT and SIGTERM raise interrupts.Interrupted (where Python
+  would raise KeyboardInterrupt or die), which run() turns into one line.
+  Called when slimhub.exporters is imported, before a binary imports
+  TensorFlow, so that a signal during that import ends it quietly too."""
+  if threading.current_thread() is not threading.main_thread():
+    return
+  for signum in (signal.SIGINT, signal.SIGTERM):
+    if signal.getsignal(signum) in (signal.default_int_handler,
+                                    signal.SIG_DFL):
+      signal.signal(signum, interrupts.raise_interrupted)
+
+
+def _program(module_name):
+  """The binary's name: its docstring starts "slimhub-NAME: ..."."""
+  return (sys.modules[module_name].__doc__ or "").split(":", 1)[0].strip()
+
+
 def run(main, known_only=False):
   """app.run(main) for a binary: --help prints the binary's own flags and
-  exits 0, and a closed stdout (`| head`) ends it quietly with
-  CLOSED_PIPE_STATUS. With `known_only`, flags no one defined stay in the
-  argv main gets (slimhub-regenerate hands them to Beam)."""
+  exits 0, a closed stdout (`| head`) ends it quietly with
+  CLOSED_PIPE_STATUS, and SIGINT or SIGTERM with one line and 128 + the
+  signal's number (what the work was doing cleans up as the exception
+  passes). With `known_only`, flags no one defined stay in the argv main
+  gets (slimhub-regenerate hands them to Beam)."""
 
   def parse_flags(argv):
     if any(arg in _HELP_ARGS for arg in _flag_args(argv)):
@@ -194,6 +217,11 @@ def run(main, known_only=False):
 
   try:
     app.run(main_flushing_stdout, flags_parser=parse_flags)
+  except interrupts.Interrupted as interrupted:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+      signal.signal(signum, signal.SIG_IGN)  # the work is cleaned up
+    print(f"{_program(main.__module__)}: {interrupted}", file=sys.stderr)
+    sys.exit(interrupted.exit_status)
   except BrokenPipeError:
     # Python would report the unwritten rest of stdout when exiting.
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

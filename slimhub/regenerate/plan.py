@@ -31,10 +31,12 @@ from typing import Optional
 
 import slimhub
 from slimhub import catalog
+from slimhub import interrupts
 from slimhub.regenerate import fetch
 from slimhub.regenerate import files
 from slimhub.regenerate import manifest as manifest_lib
 from slimhub.regenerate import worker
+from slimhub.regenerate.engines import shared
 
 BUILT = worker.BUILT
 UP_TO_DATE = "up to date"
@@ -74,11 +76,13 @@ class Options:
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
-  """What happened to one module; key is its directory relative to OUT."""
+  """What happened to one module; key is its directory relative to OUT.
+  missing: skipped because its checkpoint is not in the directory."""
   key: str
   status: str
   reason: str = ""
   seconds: Optional[float] = None
+  missing: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +110,7 @@ class _Source:
   size: int = 0
   status: str = ""
   reason: str = ""
+  missing: bool = False
 
 
 def _patterns(options):
@@ -129,9 +134,11 @@ def _locate(entry, options, log):
   prefix = files.join(options.checkpoint_dir, entry.checkpoint)
   if not manifest_lib.checkpoint_files(prefix):
     if not options.download:
-      return _Source(status=SKIPPED, reason=(
-          f"no checkpoint {entry.checkpoint} in the checkpoint directory "
-          "(--download fetches it)"))
+      # Where it was looked for, as a user may have another layout.
+      return _Source(status=SKIPPED, missing=True, reason=(
+          f"no checkpoint at {prefix} (the catalogue's path "
+          f"{entry.checkpoint} under --checkpoint_dir; --download fetches "
+          "it)"))
     try:
       fetch.fetch_checkpoint(entry, options.checkpoint_dir,
                              base_url=options.base_url, log=log)
@@ -150,9 +157,9 @@ def _build_options(options):
   return chosen
 
 
-def plan(options, manifest, work_dir, log=print):
-  """([Job], [Outcome]): the modules to build, and what the others are."""
-  jobs, outcomes, sources = [], [], {}
+def selection(options):
+  """[(entry, kind, version)] of the modules options select, or
+  RegenerateError if none."""
   selected = list(catalog.modules(_patterns(options), options.versions,
                                   include_unsupported=True))
   if not selected:
@@ -160,7 +167,13 @@ def plan(options, manifest, work_dir, log=print):
         f"No catalogue module matches --handles={','.join(options.patterns)} "
         f"--versions={','.join(map(str, options.versions))}; slimhub-catalog "
         "lists the handles")
-  for entry, kind, version in selected:
+  return selected
+
+
+def plan(options, manifest, work_dir, log=print):
+  """([Job], [Outcome]): the modules to build, and what the others are."""
+  jobs, outcomes, sources = [], [], {}
+  for entry, kind, version in selection(options):
     key = entry.handle(kind, version, options.publisher)
     reason = _unbuildable_reason(entry)
     if reason:
@@ -170,7 +183,8 @@ def plan(options, manifest, work_dir, log=print):
       sources[entry.name] = _locate(entry, options, log)
     source = sources[entry.name]
     if source.status:
-      outcomes.append(Outcome(key, source.status, source.reason))
+      outcomes.append(Outcome(key, source.status, source.reason,
+                              missing=source.missing))
       continue
     inputs = {"checkpoint": entry.checkpoint,
               "checkpoint_sha256": source.sha256,
@@ -267,7 +281,12 @@ def _check_paths(options):
 
 def regenerate(options, log=print, pipeline_args=()):
   """Regenerates the selected modules on options.engine; the Outcome of
-  every module. `pipeline_args` are the Beam engine's pipeline options."""
+  every module. `pipeline_args` are the Beam engine's pipeline options.
+
+  A SIGINT or SIGTERM while modules are built stops the run as
+  engines/shared.py says and raises interrupts.Interrupted with the
+  Outcomes of the modules that ended; before, it raises it at once.
+  """
   _check_paths(options)
   if options.jobs < 1:
     raise RegenerateError(f"jobs must be at least 1, not {options.jobs}")
@@ -284,6 +303,7 @@ def regenerate(options, log=print, pipeline_args=()):
     engine.import_plugins(pipeline_args)
   else:
     from slimhub.regenerate.engines import local as engine  # pylint: disable=g-import-not-at-top
+  selection(options)  # before the output directory is created
   remote = files.is_remote(options.output_dir)
   if remote:
     locked = _remote_locked(options.output_dir)
@@ -302,10 +322,17 @@ def regenerate(options, log=print, pipeline_args=()):
     log(f"{len(jobs)} to build, {len(outcomes)} not: "
         + ", ".join(f"{sum(o.status == s for o in outcomes)} {s}"
                     for s in (UP_TO_DATE, SKIPPED, FAILED)))
+    stop = shared.Stop(log)
     if jobs:
-      outcomes += engine.run(jobs, options, manifest, work_dir, log,
-                             pipeline_args)
+      with stop:
+        outcomes += engine.run(jobs, options, manifest, work_dir, log,
+                               pipeline_args, stop)
     _remove_work_dir(work_dir)
+  if stop.requested:
+    left = len(jobs) - sum(o.status == BUILT for o in outcomes)
+    raise interrupts.Interrupted(
+        stop.signum, f"the next run builds the {left} modules not built",
+        outcomes)
   return outcomes
 
 
@@ -346,5 +373,27 @@ def summary(outcomes):
   return "\n".join(line.rstrip() for line in lines)
 
 
-def exit_status(outcomes):
-  return 1 if any(o.status == FAILED for o in outcomes) else 0
+def failure(outcomes, options, allow_missing=False):
+  """Why the run failed, in a line, or None: a module failed; or, unless
+  `allow_missing`, a module that options.patterns name without a wildcard
+  was skipped for want of its checkpoint (a glob takes the checkpoints
+  there are), or nothing was built or up to date."""
+  failed = sum(o.status == FAILED for o in outcomes)
+  if failed:
+    return f"{failed} modules failed"
+  if allow_missing:
+    return None
+  named = [p for p in _patterns(options) if not set("*?[") & set(p)]
+  keys = {entry.handle(kind, version, options.publisher)
+          for entry, kind, version in catalog.modules(
+              named, options.versions, include_unsupported=True)}
+  missing = sorted(o.key for o in outcomes
+                   if o.missing and named and o.key in keys)
+  if missing:
+    listed = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+    return (f"no checkpoint for {len(missing)} modules --handles names "
+            f"({listed}); --allow_missing accepts that")
+  if not any(o.status in (BUILT, UP_TO_DATE) for o in outcomes):
+    return ("nothing was built and nothing is up to date (--allow_missing "
+            "accepts that)")
+  return None
