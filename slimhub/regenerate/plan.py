@@ -331,9 +331,13 @@ def regenerate(options, log=print, pipeline_args=()):
   if stop.requested:
     left = len(jobs) - sum(o.status == BUILT for o in outcomes)
     raise interrupts.Interrupted(
-        stop.signum, f"the next run builds the {left} modules not built",
+        stop.signum, f"the next run builds the {_modules(left)} not built",
         outcomes)
   return outcomes
+
+
+def _modules(count):
+  return f"{count} module" + ("" if count == 1 else "s")
 
 
 def _remove_work_dir(work_dir):
@@ -380,7 +384,7 @@ def failure(outcomes, options, allow_missing=False):
   there are), or nothing was built or up to date."""
   failed = sum(o.status == FAILED for o in outcomes)
   if failed:
-    return f"{failed} modules failed"
+    return f"{_modules(failed)} failed"
   if allow_missing:
     return None
   named = [p for p in _patterns(options) if not set("*?[") & set(p)]
@@ -391,7 +395,7 @@ def failure(outcomes, options, allow_missing=False):
                    if o.missing and named and o.key in keys)
   if missing:
     listed = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
-    return (f"no checkpoint for {len(missing)} modules --handles names "
+    return (f"no checkpoint for {_modules(len(missing))} --handles names "
             f"({listed}); --allow_missing accepts that")
   if not any(o.status in (BUILT, UP_TO_DATE) for o in outcomes):
     return ("nothing was built and nothing is up to date (--allow_missing "
