@@ -6,6 +6,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -616,31 +617,58 @@ def test_beam_builds_what_local_builds(tmp_path, checkpoint_dir, first_run):
   assert len(problems) == 2
 
 
-def test_beam_sends_failed_modules_to_the_dead_letter(tmp_path):
-  """A module that cannot be built fails alone on --engine=beam: its reason
-  is in the summary and the run exits 1."""
+def test_beam_beside_a_clone_reports_progress_and_failures(tmp_path,
+                                                           checkpoint_dir):
+  """--engine=beam run from a directory holding a `slimhub/` folder (a
+  clone, no __init__.py) builds with the installed slimhub; it prints the
+  local engine's progress lines as modules end; a module that cannot be
+  built fails alone, once, with its reason in the summary, and the run
+  exits 1; no scratch directory is left."""
   pytest.importorskip("apache_beam", reason="apache-beam is not installed "
                       "(pip install -e '.[test,beam]')")
-  entry = catalog.find("mobilenet_v1_025_128")
-  meta, _ = reference_data.load(entry.name)
-  dropped = "MobilenetV1/Conv2d_0/weights"
-  (tmp_path / entry.tarball_folder).mkdir()
+  good = catalog.find("mobilenet_v1_025_128")
+  bad = catalog.find("mobilenet_v2_035_96")
+  checkpoints_dir = tmp_path / "ckpts"
+  shutil.copytree(checkpoint_dir / good.tarball_folder,
+                  checkpoints_dir / good.tarball_folder)
+  meta, _ = reference_data.load(bad.name)
+  dropped = "MobilenetV2/Conv/weights"
   deterministic.write_checkpoint(
       [(name, shape) for name, shape in meta["checkpoint_variables"]
-       if name != dropped], 1, str(tmp_path / entry.checkpoint))
-  output = tmp_path / "out"
-  result = run(regenerate(tmp_path, output, "--engine=beam",
-                          handles=(f"{entry.name}/feature_vector",),
-                          versions="1"))
+       if name != dropped], 1, str(checkpoints_dir / bad.checkpoint))
+  (tmp_path / "slimhub" / "slimhub").mkdir(parents=True)  # a clone
+  (tmp_path / "temp").mkdir()
+  good_key = good.handle("feature_vector", 1)
+  bad_key = bad.handle("feature_vector", 1)
+  command = regenerate("ckpts", "out", "--engine=beam",
+                       "--direct_num_workers=2", versions="1",
+                       handles=(f"{good.name}/feature_vector",
+                                f"{bad.name}/feature_vector"))
+  # The installed binary: `python -m` would put the clone on the driver's
+  # sys.path too.
+  binary = os.path.join(os.path.dirname(sys.executable), "slimhub-regenerate")
+  result = subprocess.run(
+      [binary] + command[3:],
+      capture_output=True, text=True, check=False, cwd=tmp_path,
+      env=dict(os.environ, TMPDIR=str(tmp_path / "temp")))
   assert result.returncode == 1, result.stdout + result.stderr
+  assert result.stderr == "slimhub-regenerate: error: 1 module failed\n"
   assert _summary_counts(result.stdout) == (
-      "Summary: 0 built, 0 up to date, 0 skipped, 1 failed")
+      "Summary: 1 built, 0 up to date, 0 skipped, 1 failed")
+  assert re.search(rf"^\[[12]/2\] built  {good_key} in [\d.]+s \(not built "
+                   r"yet\); [01] left, ETA \d:\d\d:\d\d$",
+                   result.stdout, re.MULTILINE), result.stdout
+  assert re.search(rf"^\[[12]/2\] failed {bad_key} in ", result.stdout,
+                   re.MULTILINE), result.stdout
   (row,) = [line for line in result.stdout.splitlines()
             if line.startswith("failed  ")]
-  assert f"{entry.handle('feature_vector', 1)}" in row
-  assert "missing from the checkpoint" in row and dropped in result.stdout
-  assert not os.path.exists(output / entry.handle("feature_vector", 1))
-  assert not os.path.exists(output / "manifest.json")
+  assert bad_key in row and "missing from the checkpoint" in row
+  assert dropped in row
+  assert result.stdout.count(bad_key) == 2  # its progress line and its row
+  assert "Traceback" not in result.stdout
+  check_outputs(tmp_path / "out", checkpoints_dir)
+  assert not os.path.exists(tmp_path / "out" / bad_key)
+  assert os.listdir(tmp_path / "temp") == []
 
 
 def test_beam_builds_into_a_beam_filesystem(tmp_path, checkpoint_dir,
