@@ -348,7 +348,7 @@ def run(jobs, options, manifest, work_dir, log=print, pipeline_args=(),
     thread.join(_POLL_SECONDS)
     ended = not thread.is_alive()
     if stop.requested:
-      stop.announce(len(jobs) - len(finished))
+      stop.announce()  # the driver does not see what is in flight
       request = "now" if stop.now else "finish"
       if request != requested:
         manifest_lib.save_text(stop_path, request)

@@ -88,15 +88,17 @@ class Stop:
     else:
       self.now = True
 
-  def announce(self, in_flight):
-    """Logs what the signals received since the last call change."""
+  def announce(self, in_flight=None):
+    """Logs what the signals received since the last call change;
+    `in_flight`: how many modules are being built, if known."""
     if (self.signum, self.now) == self._announced:
       return
     name = signal.Signals(self.signum).name
+    which = "those" if in_flight is None else f"the {in_flight}"
     if self._announced[0] is None:
       self.log(f"{name}: no more modules are started; " + (
-          f"stopping the {in_flight} in flight" if self.now else
-          f"finishing the {in_flight} in flight (Ctrl-C again stops them)"))
+          f"stopping {which} in flight" if self.now else
+          f"finishing {which} in flight (Ctrl-C again stops them)"))
     else:
-      self.log(f"stopping the {in_flight} modules in flight")
+      self.log(f"stopping {which} in flight")
     self._announced = (self.signum, self.now)
