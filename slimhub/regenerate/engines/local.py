@@ -3,7 +3,8 @@
 Each worker (slimhub.regenerate.worker) imports TensorFlow once and builds
 module after module, each in a forked child. The manifest is rewritten after
 every module, so a crash or SIGKILL of the run loses at most the modules in
-flight; a worker that dies is replaced.
+flight; a worker that dies is replaced. SIGINT and SIGTERM stop the run
+as engines/shared.py says.
 """
 
 import os
