@@ -27,6 +27,9 @@ _VERBOSITY_ARGS = frozenset(("-v", "--v", "-verbosity", "--verbosity"))
 # What a closed output pipe ends a binary with: the status a shell reports
 # for a program killed by SIGPIPE, as `cat` or `grep` would be.
 CLOSED_PIPE_STATUS = 128 + signal.SIGPIPE
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# The file descriptor of the user's stderr, which _stderr_hidden moves.
+_visible_stderr = 2
 
 
 def _flag_args(argv):
@@ -50,12 +53,14 @@ def _stderr_hidden():
   libraries write there directly); replays the file if the block raises.
   A crash in the block (e.g. an abort in a native library) still shows its
   Python traceback on the real stderr."""
+  global _visible_stderr
   sys.stderr.flush()
   try:
     saved = os.dup(2)
   except OSError:  # no stderr at all: nothing to hide
     yield
     return
+  _visible_stderr = saved
   faulthandler_was_enabled = faulthandler.is_enabled()
   faulthandler.enable(file=saved)
   with tempfile.TemporaryFile() as hidden:
@@ -67,6 +72,7 @@ def _stderr_hidden():
     finally:
       sys.stderr.flush()
       os.dup2(saved, 2)
+      _visible_stderr = 2
       if faulthandler_was_enabled:
         faulthandler.enable()
       else:
@@ -170,17 +176,34 @@ def help_text(module_name):
           "  --helpfull: every flag, including absl's and TensorFlow's.")
 
 
-def end_quietly_on_signals():
-  """Makes SIGINT and SIGTERM raise interrupts.Interrupted (where Python
-  would raise KeyboardInterrupt or die), which run() turns into one line.
-  Called when slimhub.exporters is imported, before a binary imports
-  TensorFlow, so that a signal during that import ends it quietly too."""
+def _end_now(signum, frame):
+  """SIGINT or SIGTERM before main runs (the binary still imports, e.g.
+  TensorFlow, and has written nothing): the one line, and exit at once."""
+  del frame
+  program = os.path.basename(sys.argv[0]).removesuffix(".py")
+  interrupted = interrupts.Interrupted(signum)
+  os.write(_visible_stderr, f"{program}: {interrupted}\n".encode())
+  os._exit(interrupted.exit_status)  # pylint: disable=protected-access
+
+
+def _handle_signals(handler, replaced):
+  """Installs `handler` for SIGINT and SIGTERM where the current handler is
+  one of `replaced` (so that an inherited SIG_IGN stays), in the main
+  thread only."""
   if threading.current_thread() is not threading.main_thread():
     return
-  for signum in (signal.SIGINT, signal.SIGTERM):
-    if signal.getsignal(signum) in (signal.default_int_handler,
-                                    signal.SIG_DFL):
-      signal.signal(signum, interrupts.raise_interrupted)
+  for signum in _STOP_SIGNALS:
+    if signal.getsignal(signum) in replaced:
+      signal.signal(signum, handler)
+
+
+def end_quietly_on_signals():
+  """Makes SIGINT and SIGTERM end a binary with one line and 128 + the
+  signal's number, where Python would print a KeyboardInterrupt traceback
+  or die silently. Called when slimhub.exporters is imported, before a
+  binary imports TensorFlow; run() then has them raise
+  interrupts.Interrupted, so that the work in progress cleans up."""
+  _handle_signals(_end_now, (signal.default_int_handler, signal.SIG_DFL))
 
 
 def _program(module_name):
@@ -215,10 +238,12 @@ def run(main, known_only=False):
     finally:
       sys.stdout.flush()  # here, where a closed pipe can still be caught
 
+  _handle_signals(interrupts.raise_interrupted,
+                  (_end_now, signal.default_int_handler, signal.SIG_DFL))
   try:
     app.run(main_flushing_stdout, flags_parser=parse_flags)
   except interrupts.Interrupted as interrupted:
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in _STOP_SIGNALS:
       signal.signal(signum, signal.SIG_IGN)  # the work is cleaned up
     print(f"{_program(main.__module__)}: {interrupted}", file=sys.stderr)
     sys.exit(interrupted.exit_status)
