@@ -50,7 +50,7 @@ def verbosity_requested(argv):
 @contextlib.contextmanager
 def _stderr_hidden():
   """Points file descriptor 2 at a temporary file for the block (native
-  libraries write there directly); replays the file if the block raises.
+  libraries write there directly); replays the file if the block fails.
   A crash in the block (e.g. an abort in a native library) still shows its
   Python traceback on the real stderr."""
   global _visible_stderr
@@ -69,6 +69,9 @@ def _stderr_hidden():
     try:
       yield
       failed = False
+    except KeyboardInterrupt:
+      failed = False  # a signal (interrupts.Interrupted), not a failure
+      raise
     finally:
       sys.stderr.flush()
       os.dup2(saved, 2)

@@ -390,9 +390,9 @@ def failure(outcomes, options, allow_missing=False):
   named = [p for p in _patterns(options) if not set("*?[") & set(p)]
   keys = {entry.handle(kind, version, options.publisher)
           for entry, kind, version in catalog.modules(
-              named, options.versions, include_unsupported=True)}
-  missing = sorted(o.key for o in outcomes
-                   if o.missing and named and o.key in keys)
+              named, options.versions, include_unsupported=True)
+          } if named else set()
+  missing = sorted(o.key for o in outcomes if o.missing and o.key in keys)
   if missing:
     listed = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
     return (f"no checkpoint for {_modules(len(missing))} --handles names "
