@@ -482,11 +482,15 @@ def test_a_killed_build_fails_its_module_and_is_rebuilt(tmp_path,
   process = subprocess.Popen(command, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
   deadline = time.time() + 600
-  builders = []
+  builders, seen = [], set()
   while not builders and time.time() < deadline and process.poll() is None:
     workers = _worker_pids(output)
-    builders = [pid for pid in workers if _parent_pid(pid) in workers]
-    time.sleep(0.05)
+    # A child of the worker seen twice: not a short-lived process that a
+    # worker or its child starts (it bears their command line until exec).
+    children = {pid for pid in workers if _parent_pid(pid) in workers}
+    builders = sorted(children & seen)
+    seen = children
+    time.sleep(0.2)
   assert builders, "no build process was seen"
   os.kill(builders[0], signal.SIGKILL)
   stdout, stderr = process.communicate(timeout=600)
