@@ -6,6 +6,9 @@ Keys the module does not need -- aux heads, ``global_step``, optimizer slots,
 EMA shadows -- are ignored. A needed key that is missing or has another
 shape is an error that names each such variable, raised before anything is
 written.
+
+TensorFlow is imported by the functions that read or write checkpoints, so
+that a binary can offer USE_EMA_CHOICES and answer --help without it.
 """
 
 import dataclasses
@@ -13,7 +16,6 @@ import os
 import re
 
 import numpy as np
-import tensorflow as tf
 
 EMA_SUFFIX = "/ExponentialMovingAverage"
 USE_EMA_CHOICES = ("auto", "yes", "no")
@@ -49,6 +51,7 @@ def resolve_prefix(path):
   Slim tarballs: inception, resnet, vgg). Raises CheckpointError naming what
   is wrong.
   """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   path = os.fspath(path)
   if os.path.isdir(path):
     latest = tf.train.latest_checkpoint(path)
@@ -84,6 +87,7 @@ def resolve_prefix(path):
 
 def read_shapes(prefix):
   """{key: shape list} of every tensor in the checkpoint at `prefix`."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   try:
     return {name: list(shape) for name, shape in tf.train.list_variables(prefix)}
   except (tf.errors.OpError, ValueError) as error:
@@ -212,6 +216,7 @@ def iter_tensors(plan, chunk_bytes=64 * 2**20):
   Restores about `chunk_bytes` per read, so a caller that consumes the
   tensors as they come never holds the whole checkpoint twice.
   """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   reader = tf.train.load_checkpoint(plan.prefix)
   dtypes = reader.get_variable_to_dtype_map()
   shapes = reader.get_variable_to_shape_map()
@@ -238,6 +243,7 @@ def load_tensors(plan):
 
 def write_renamed(plan, prefix):
   """Writes the planned variables as a V2 checkpoint keyed by variable name."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tensors = load_tensors(plan)
   tf.raw_ops.SaveV2(prefix=prefix, tensor_names=list(tensors),
                     shape_and_slices=[""] * len(tensors),

@@ -1,6 +1,8 @@
-"""Mapping module inputs in [0, 1] to the range a Slim checkpoint expects."""
+"""Mapping module inputs in [0, 1] to the range a Slim checkpoint expects.
 
-import tensorflow as tf
+TensorFlow is imported where ops are built, so that a binary can offer
+CHOICES and answer --help without it.
+"""
 
 INCEPTION = "inception"
 VGG = "vgg"
@@ -20,6 +22,7 @@ def to_net_range(images, kind, input_quant_range=None):
   result over (min, max), so that the TFLite converter finds a range for
   every tensor and the scaling runs in uint8 too.
   """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if kind == INCEPTION:
     scaled = tf.multiply(images, 2.0)
     if input_quant_range:
@@ -39,6 +42,7 @@ def to_net_range(images, kind, input_quant_range=None):
 
 
 def _fake_quant_8bit(x, value_range, name):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   low, high = value_range
   return tf.quantization.fake_quant_with_min_max_args(
       x, low, high, num_bits=8, name=name)

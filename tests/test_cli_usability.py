@@ -31,7 +31,8 @@ OWN_FLAGS = {
                        "junit_xml"],
     "slimhub-regenerate": ["checkpoint_dir", "output_dir", "handles",
                            "versions", "jobs", "archive", "download",
-                           "mirror_http_root", "mirror_hub_cache_dir"],
+                           "mirror_http_root", "mirror_hub_cache_dir",
+                           "allow_missing"],
     "slimhub-fetch-checkpoint": ["net", "cache_dir", "base_url", "sha256",
                                  "timeout", "max_bytes", "extract_all",
                                  "print_sha256"],
@@ -215,3 +216,34 @@ def test_tensorflow_is_imported_lazily_and_quietly():
   assert result.returncode == 0, result.stderr
   assert result.stdout == "SourceFileLoader 2\n"
   assert not TF_LOG_LINE.search(result.stderr), result.stderr
+
+
+def _imported_modules(binary, *args):
+  """(result, names of the modules imported) of the installed `binary`
+  run by this Python with -X importtime."""
+  result = subprocess.run(
+      [sys.executable, "-X", "importtime", os.path.join(BIN, binary), *args],
+      capture_output=True, text=True, check=False)
+  imported = {line.rsplit("|", 1)[-1].strip()
+              for line in result.stderr.splitlines()
+              if line.startswith("import time:")}
+  return result, imported
+
+
+@pytest.mark.parametrize("binary, args, status", [
+    ("slimhub-export", ["--help"], 0),
+    ("slimhub-export", ["--net=mobilenet_v1_025_12", "--kind=feature_vector",
+                        "--version=3", "--checkpoint=c", "--export_dir=d"], 1),
+    ("slimhub-regenerate", ["--help"], 0),
+    ("slimhub-verify", ["--help"], 0),
+    ("slimhub-catalog", ["--help"], 0),
+    ("slimhub-fetch-checkpoint", ["--help"], 0)])
+def test_answers_without_importing_tensorflow(binary, args, status):
+  """--help, and slimhub-export's answer to a mistyped net, come without
+  TensorFlow's seconds of import."""
+  result, imported = _imported_modules(binary, *args)
+  assert result.returncode == status, result.stderr[-2000:]
+  assert "absl.flags" in imported  # the probe sees the binary's imports
+  assert "tensorflow" not in imported
+  if status:
+    assert "Unknown catalogue net 'mobilenet_v1_025_12'" in result.stderr

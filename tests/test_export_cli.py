@@ -155,3 +155,30 @@ def test_sigkill_midway_leaves_no_module(tmp_path, reference_checkpoint):
   assert result.returncode == 0, result.stderr
   assert (target / "saved_model.pb").exists()
   assert not [p for p in os.listdir(tmp_path) if p.startswith(".module.tmp")]
+
+
+def test_sigint_midway_ends_with_one_line_and_writes_nothing(
+    tmp_path, reference_checkpoint):
+  """Ctrl-C while the staging directory is being filled: one line, the
+  shell's status for SIGINT, no traceback, no module and no staging
+  directory; the same export then completes."""
+  target = tmp_path / "module"
+  command = export_command(reference_checkpoint(STEM), target)
+  process = subprocess.Popen(command, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 300
+  staging = []
+  while time.time() < deadline and process.poll() is None and not staging:
+    staging = [p for p in os.listdir(tmp_path) if p.startswith(".module.tmp")]
+    time.sleep(0.005)
+  assert staging, "the export never started writing"
+  process.send_signal(signal.SIGINT)
+  stdout, stderr = process.communicate(timeout=300)
+  assert process.returncode == 130, stdout + stderr
+  assert stderr == "slimhub-export: interrupted by SIGINT\n", stderr
+  assert "Traceback" not in stdout
+  assert os.listdir(tmp_path) == []
+  result = run(command)
+  assert result.returncode == 0, result.stderr
+  assert sorted(os.listdir(tmp_path)) == ["module"]
+  assert (target / "tfhub_module.pb").exists()

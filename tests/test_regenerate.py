@@ -6,6 +6,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -253,12 +254,114 @@ def test_failures_are_reported_and_the_rest_is_built(tmp_path,
   assert all("mobilenet_v2_035_96" in line and "missing from the checkpoint"
              in line for line in failed)
   assert dropped in result.stdout
-  assert "no checkpoint inception_v1_2016_08_28/inception_v1.ckpt" in (
-      result.stdout)
+  assert (f"no checkpoint at {broken}/inception_v1_2016_08_28/inception_v1.ckpt"
+          " (the catalogue's path") in result.stdout
   manifest = check_outputs(output, broken)
   assert set(manifest["modules"]) == expected_keys(("mobilenet_v1_025_128",),
                                                    (1,))
   assert not glob.glob(f"{output}/google/imagenet/mobilenet_v2_035_96/*/1")
+
+
+def test_exit_status_of_runs_that_build_nothing(tmp_path, checkpoint_dir,
+                                                first_run):
+  """Exit status 1 when a module --handles names has no checkpoint (the
+  line says where it was looked for), or when nothing was built or up to
+  date; --allow_missing accepts both. A glob takes the checkpoints there
+  are."""
+  output = tmp_path / "out"
+  shutil.copytree(first_run[0], output)
+  present = "imagenet/mobilenet_v1_025_128/feature_vector"
+
+  def run_with(*handles, allow_missing=False):
+    extra = ["--allow_missing"] if allow_missing else []
+    return run(regenerate(checkpoint_dir, output, "--archive", *extra,
+                          handles=handles, versions="1"))
+
+  named = run_with("inception_v2")
+  assert named.returncode == 1, named.stdout + named.stderr
+  assert named.stderr == (
+      "slimhub-regenerate: error: no checkpoint for 2 modules --handles "
+      "names (google/imagenet/inception_v2/classification/1, "
+      "google/imagenet/inception_v2/feature_vector/1); --allow_missing "
+      "accepts that\n")
+  assert (f"no checkpoint at {checkpoint_dir}/inception_v2_2016_08_28/"
+          "inception_v2.ckpt (the catalogue's path inception_v2_2016_08_28/"
+          "inception_v2.ckpt under --checkpoint_dir") in named.stdout
+  beside = run_with(present, "inception_v2")
+  assert beside.returncode == 1, beside.stdout + beside.stderr
+  assert _summary_counts(beside.stdout) == (
+      "Summary: 0 built, 1 up to date, 2 skipped, 0 failed")
+  globbed = run_with(present, "inception_v*")
+  assert globbed.returncode == 0, globbed.stdout + globbed.stderr
+  empty = run_with("inception_v*")
+  assert empty.returncode == 1, empty.stdout + empty.stderr
+  assert empty.stderr == (
+      "slimhub-regenerate: error: nothing was built and nothing is up to "
+      "date (--allow_missing accepts that)\n")
+  for handles in (("inception_v2",), ("inception_v*",)):
+    allowed = run_with(*handles, allow_missing=True)
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert allowed.stderr == ""
+  assert sorted(json.loads((output / "manifest.json").read_text())[
+      "modules"]) == sorted(expected_keys(SAMPLE, (1, 3, 5)))
+
+
+def _interrupt_when(process, line_start, signum):
+  """Sends `signum` to `process` once it printed a line starting with
+  `line_start`; (stdout, stderr) once it ended."""
+  lines = []
+  for line in process.stdout:
+    lines.append(line)
+    if line.lstrip().startswith(line_start):
+      process.send_signal(signum)
+      break
+  stdout, stderr = process.communicate(timeout=600)
+  return "".join(lines) + stdout, stderr
+
+
+def test_signals_stop_a_run_cleanly_and_the_next_completes(tmp_path,
+                                                          checkpoint_dir):
+  """SIGINT starts no more modules and finishes the one in flight; SIGTERM
+  stops it too. Each ends the run with one line and 130 / 143, no
+  traceback, no worker left and no work directory; the next run builds
+  what is left."""
+  output = tmp_path / "out"
+  handles = ("mobilenet_v1_025_128/feature_vector",)
+  command = regenerate(checkpoint_dir, output, handles=handles)
+  popen = lambda: subprocess.Popen(command, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+  manifest_path = output / "manifest.json"
+
+  process = popen()
+  stdout, stderr = _interrupt_when(process, "start", signal.SIGINT)
+  assert process.returncode == 130, stdout + stderr
+  assert stderr == ("slimhub-regenerate: interrupted by SIGINT; the next run "
+                    "builds the 2 modules not built\n"), stdout + stderr
+  assert "Traceback" not in stdout
+  assert "SIGINT: no more modules are started; finishing the 1 in flight" in (
+      stdout)
+  assert _summary_counts(stdout) == (
+      "Summary: 1 built, 0 up to date, 0 skipped, 0 failed")
+  assert len(json.loads(manifest_path.read_text())["modules"]) == 1
+  assert not _worker_pids(output)
+
+  process = popen()
+  stdout, stderr = _interrupt_when(process, "start", signal.SIGTERM)
+  assert process.returncode == 143, stdout + stderr
+  assert stderr == ("slimhub-regenerate: interrupted by SIGTERM; the next "
+                    "run builds the 2 modules not built\n"), stdout + stderr
+  assert "SIGTERM: no more modules are started; stopping the 1 in flight" in (
+      stdout)
+  assert "Traceback" not in stdout
+  assert not _worker_pids(output)
+  assert not os.path.exists(output / ".regenerate-work")
+  assert len(json.loads(manifest_path.read_text())["modules"]) == 1
+
+  again = run(command)
+  assert again.returncode == 0, again.stdout + again.stderr
+  assert _summary_counts(again.stdout) == (
+      "Summary: 2 built, 1 up to date, 0 skipped, 0 failed")
+  check_outputs(output, checkpoint_dir)
 
 
 def _write_v1_checkpoint(variables, seed, path):
@@ -325,6 +428,11 @@ def test_bad_flags_and_a_locked_output_dir(tmp_path, checkpoint_dir):
   assert typo.returncode == 1
   assert "No catalogue module matches --handles=mobilenet_v1_025_12" in (
       typo.stderr)
+  nothing = run(regenerate(checkpoint_dir, tmp_path / "out",
+                           handles=("no_such_net_*",)))
+  assert nothing.returncode == 1
+  assert nothing.stderr.count("No catalogue module matches") == 1
+  assert not (tmp_path / "out").exists()  # no directory, no lock file
   missing = run(regenerate(tmp_path / "nowhere", tmp_path / "out"))
   assert missing.returncode == 1
   assert "slimhub-regenerate: error: Checkpoint directory" in missing.stderr
@@ -374,11 +482,15 @@ def test_a_killed_build_fails_its_module_and_is_rebuilt(tmp_path,
   process = subprocess.Popen(command, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
   deadline = time.time() + 600
-  builders = []
+  builders, seen = [], set()
   while not builders and time.time() < deadline and process.poll() is None:
     workers = _worker_pids(output)
-    builders = [pid for pid in workers if _parent_pid(pid) in workers]
-    time.sleep(0.05)
+    # A child of the worker seen twice: not a short-lived process that a
+    # worker or its child starts (it bears their command line until exec).
+    children = {pid for pid in workers if _parent_pid(pid) in workers}
+    builders = sorted(children & seen)
+    seen = children
+    time.sleep(0.2)
   assert builders, "no build process was seen"
   os.kill(builders[0], signal.SIGKILL)
   stdout, stderr = process.communicate(timeout=600)
@@ -509,31 +621,58 @@ def test_beam_builds_what_local_builds(tmp_path, checkpoint_dir, first_run):
   assert len(problems) == 2
 
 
-def test_beam_sends_failed_modules_to_the_dead_letter(tmp_path):
-  """A module that cannot be built fails alone on --engine=beam: its reason
-  is in the summary and the run exits 1."""
+def test_beam_beside_a_clone_reports_progress_and_failures(tmp_path,
+                                                           checkpoint_dir):
+  """--engine=beam run from a directory holding a `slimhub/` folder (a
+  clone, no __init__.py) builds with the installed slimhub; it prints the
+  local engine's progress lines as modules end; a module that cannot be
+  built fails alone, once, with its reason in the summary, and the run
+  exits 1; no scratch directory is left."""
   pytest.importorskip("apache_beam", reason="apache-beam is not installed "
                       "(pip install -e '.[test,beam]')")
-  entry = catalog.find("mobilenet_v1_025_128")
-  meta, _ = reference_data.load(entry.name)
-  dropped = "MobilenetV1/Conv2d_0/weights"
-  (tmp_path / entry.tarball_folder).mkdir()
+  good = catalog.find("mobilenet_v1_025_128")
+  bad = catalog.find("mobilenet_v2_035_96")
+  checkpoints_dir = tmp_path / "ckpts"
+  shutil.copytree(checkpoint_dir / good.tarball_folder,
+                  checkpoints_dir / good.tarball_folder)
+  meta, _ = reference_data.load(bad.name)
+  dropped = "MobilenetV2/Conv/weights"
   deterministic.write_checkpoint(
       [(name, shape) for name, shape in meta["checkpoint_variables"]
-       if name != dropped], 1, str(tmp_path / entry.checkpoint))
-  output = tmp_path / "out"
-  result = run(regenerate(tmp_path, output, "--engine=beam",
-                          handles=(f"{entry.name}/feature_vector",),
-                          versions="1"))
+       if name != dropped], 1, str(checkpoints_dir / bad.checkpoint))
+  (tmp_path / "slimhub" / "slimhub").mkdir(parents=True)  # a clone
+  (tmp_path / "temp").mkdir()
+  good_key = good.handle("feature_vector", 1)
+  bad_key = bad.handle("feature_vector", 1)
+  command = regenerate("ckpts", "out", "--engine=beam",
+                       "--direct_num_workers=2", versions="1",
+                       handles=(f"{good.name}/feature_vector",
+                                f"{bad.name}/feature_vector"))
+  # The installed binary: `python -m` would put the clone on the driver's
+  # sys.path too.
+  binary = os.path.join(os.path.dirname(sys.executable), "slimhub-regenerate")
+  result = subprocess.run(
+      [binary] + command[3:],
+      capture_output=True, text=True, check=False, cwd=tmp_path,
+      env=dict(os.environ, TMPDIR=str(tmp_path / "temp")))
   assert result.returncode == 1, result.stdout + result.stderr
+  assert result.stderr == "slimhub-regenerate: error: 1 module failed\n"
   assert _summary_counts(result.stdout) == (
-      "Summary: 0 built, 0 up to date, 0 skipped, 1 failed")
+      "Summary: 1 built, 0 up to date, 0 skipped, 1 failed")
+  assert re.search(rf"^\[[12]/2\] built  {good_key} in [\d.]+s \(not built "
+                   r"yet\); [01] left, ETA \d:\d\d:\d\d$",
+                   result.stdout, re.MULTILINE), result.stdout
+  assert re.search(rf"^\[[12]/2\] failed {bad_key} in ", result.stdout,
+                   re.MULTILINE), result.stdout
   (row,) = [line for line in result.stdout.splitlines()
             if line.startswith("failed  ")]
-  assert f"{entry.handle('feature_vector', 1)}" in row
-  assert "missing from the checkpoint" in row and dropped in result.stdout
-  assert not os.path.exists(output / entry.handle("feature_vector", 1))
-  assert not os.path.exists(output / "manifest.json")
+  assert bad_key in row and "missing from the checkpoint" in row
+  assert dropped in row
+  assert result.stdout.count(bad_key) == 2  # its progress line and its row
+  assert "Traceback" not in result.stdout
+  check_outputs(tmp_path / "out", checkpoints_dir)
+  assert not os.path.exists(tmp_path / "out" / bad_key)
+  assert os.listdir(tmp_path / "temp") == []
 
 
 def test_beam_builds_into_a_beam_filesystem(tmp_path, checkpoint_dir,

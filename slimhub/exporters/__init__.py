@@ -3,8 +3,11 @@
 Importing this package makes TensorFlow's start-up lines hidden whenever a
 program first imports it (common.import_tensorflow_quietly); a program that
 does not need TensorFlow, like slimhub-regenerate's driver, never loads it.
+SIGINT and SIGTERM end a program with one line from then on
+(common.end_quietly_on_signals).
 """
 
 from slimhub.exporters import common
 
 common.import_tensorflow_quietly()
+common.end_quietly_on_signals()

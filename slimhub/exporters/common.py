@@ -1,5 +1,5 @@
 """Shared plumbing of the absl binaries: a quiet TensorFlow, the binary's own
---help, a quiet end on a closed output pipe, error exits."""
+--help, a quiet end on a closed output pipe or a signal, error exits."""
 
 import contextlib
 import faulthandler
@@ -10,11 +10,14 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import warnings
 
 from absl import app
 from absl import flags
 from absl import logging as absl_logging
+
+from slimhub import interrupts
 
 # absl's spellings of --help (plus -h, which absl does not know); --helpfull
 # stays absl's.
@@ -24,6 +27,9 @@ _VERBOSITY_ARGS = frozenset(("-v", "--v", "-verbosity", "--verbosity"))
 # What a closed output pipe ends a binary with: the status a shell reports
 # for a program killed by SIGPIPE, as `cat` or `grep` would be.
 CLOSED_PIPE_STATUS = 128 + signal.SIGPIPE
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# The file descriptor of the user's stderr, which _stderr_hidden moves.
+_visible_stderr = 2
 
 
 def _flag_args(argv):
@@ -44,15 +50,17 @@ def verbosity_requested(argv):
 @contextlib.contextmanager
 def _stderr_hidden():
   """Points file descriptor 2 at a temporary file for the block (native
-  libraries write there directly); replays the file if the block raises.
+  libraries write there directly); replays the file if the block fails.
   A crash in the block (e.g. an abort in a native library) still shows its
   Python traceback on the real stderr."""
+  global _visible_stderr
   sys.stderr.flush()
   try:
     saved = os.dup(2)
   except OSError:  # no stderr at all: nothing to hide
     yield
     return
+  _visible_stderr = saved
   faulthandler_was_enabled = faulthandler.is_enabled()
   faulthandler.enable(file=saved)
   with tempfile.TemporaryFile() as hidden:
@@ -61,9 +69,13 @@ def _stderr_hidden():
     try:
       yield
       failed = False
+    except KeyboardInterrupt:
+      failed = False  # a signal (interrupts.Interrupted), not a failure
+      raise
     finally:
       sys.stderr.flush()
       os.dup2(saved, 2)
+      _visible_stderr = 2
       if faulthandler_was_enabled:
         faulthandler.enable()
       else:
@@ -167,11 +179,48 @@ def help_text(module_name):
           "  --helpfull: every flag, including absl's and TensorFlow's.")
 
 
+def _end_now(signum, frame):
+  """SIGINT or SIGTERM before main runs (the binary still imports, e.g.
+  TensorFlow, and has written nothing): the one line, and exit at once."""
+  del frame
+  program = os.path.basename(sys.argv[0]).removesuffix(".py")
+  interrupted = interrupts.Interrupted(signum)
+  os.write(_visible_stderr, f"{program}: {interrupted}\n".encode())
+  os._exit(interrupted.exit_status)  # pylint: disable=protected-access
+
+
+def _handle_signals(handler, replaced):
+  """Installs `handler` for SIGINT and SIGTERM where the current handler is
+  one of `replaced` (so that an inherited SIG_IGN stays), in the main
+  thread only."""
+  if threading.current_thread() is not threading.main_thread():
+    return
+  for signum in _STOP_SIGNALS:
+    if signal.getsignal(signum) in replaced:
+      signal.signal(signum, handler)
+
+
+def end_quietly_on_signals():
+  """Makes SIGINT and SIGTERM end a binary with one line and 128 + the
+  signal's number, where Python would print a KeyboardInterrupt traceback
+  or die silently. Called when slimhub.exporters is imported, before a
+  binary imports TensorFlow; run() then has them raise
+  interrupts.Interrupted, so that the work in progress cleans up."""
+  _handle_signals(_end_now, (signal.default_int_handler, signal.SIG_DFL))
+
+
+def _program(module_name):
+  """The binary's name: its docstring starts "slimhub-NAME: ..."."""
+  return (sys.modules[module_name].__doc__ or "").split(":", 1)[0].strip()
+
+
 def run(main, known_only=False):
   """app.run(main) for a binary: --help prints the binary's own flags and
-  exits 0, and a closed stdout (`| head`) ends it quietly with
-  CLOSED_PIPE_STATUS. With `known_only`, flags no one defined stay in the
-  argv main gets (slimhub-regenerate hands them to Beam)."""
+  exits 0, a closed stdout (`| head`) ends it quietly with
+  CLOSED_PIPE_STATUS, and SIGINT or SIGTERM with one line and 128 + the
+  signal's number (what the work was doing cleans up as the exception
+  passes). With `known_only`, flags no one defined stay in the argv main
+  gets (slimhub-regenerate hands them to Beam)."""
 
   def parse_flags(argv):
     if any(arg in _HELP_ARGS for arg in _flag_args(argv)):
@@ -192,8 +241,15 @@ def run(main, known_only=False):
     finally:
       sys.stdout.flush()  # here, where a closed pipe can still be caught
 
+  _handle_signals(interrupts.raise_interrupted,
+                  (_end_now, signal.default_int_handler, signal.SIG_DFL))
   try:
     app.run(main_flushing_stdout, flags_parser=parse_flags)
+  except interrupts.Interrupted as interrupted:
+    for signum in _STOP_SIGNALS:
+      signal.signal(signum, signal.SIG_IGN)  # the work is cleaned up
+    print(f"{_program(main.__module__)}: {interrupted}", file=sys.stderr)
+    sys.exit(interrupted.exit_status)
   except BrokenPipeError:
     # Python would report the unwritten rest of stdout when exiting.
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

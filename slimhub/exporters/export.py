@@ -14,7 +14,6 @@ from absl import flags
 
 from slimhub import catalog
 from slimhub import checkpoints
-from slimhub import export as export_lib
 from slimhub import preprocessing
 from slimhub.exporters import common
 
@@ -50,6 +49,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   common.quiet_tensorflow()
+  try:  # the catalogue's answers first: they need no TensorFlow
+    catalog.version_spec(catalog.find(_NET.value), _VERSION.value)
+  except (KeyError, ValueError) as error:
+    common.fail("slimhub-export", str(error).strip('"'))
+  from slimhub import export as export_lib  # pylint: disable=g-import-not-at-top
   try:
     export_lib.export_module(
         _NET.value, _KIND.value, _VERSION.value, _CHECKPOINT.value,

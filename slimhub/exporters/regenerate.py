@@ -11,8 +11,13 @@ is exported to OUT/<publisher>/<collection>/<net>/<kind>/<version>/ with its
 model card <version>.md (and <version>.tar.gz with --archive, <version>.tflite
 with --tflite), verified,
 and recorded with file hashes in OUT/manifest.json. Re-running skips what
-is up to date and completes what a failed or killed run left out. Exits
-with status 1 if any module failed.
+is up to date and completes what a failed or killed run left out.
+
+Exits with status 1 if a module failed, if nothing was built or up to date,
+or if a module --handles names without a wildcard has no checkpoint
+(--allow_missing accepts the last two). Ctrl-C (SIGINT) starts no more
+modules and finishes those in flight (Ctrl-C again stops them), SIGTERM
+stops them; the run exits 130 or 143 and the next run builds the rest.
 
   slimhub-regenerate --engine=beam --checkpoint_dir=ckpts --output_dir=out \
       --direct_num_workers=2
@@ -29,6 +34,7 @@ hdfs://, or a scheme a --beam_plugins module registers).
 from absl import app
 from absl import flags
 
+from slimhub import interrupts
 from slimhub.mirror import layout as mirror_lib
 from slimhub.regenerate import fetch
 from slimhub.regenerate import files
@@ -68,6 +74,9 @@ _TFLITE = flags.DEFINE_bool(
 _DOWNLOAD = flags.DEFINE_bool(
     "download", False, "Download missing checkpoints (the official Slim "
     "tarballs) into --checkpoint_dir.")
+_ALLOW_MISSING = flags.DEFINE_bool(
+    "allow_missing", False, "Exit 0 even if nothing was built or up to date, "
+    "or a module --handles names has no checkpoint.")
 _BASE_URL = flags.DEFINE_string(
     "base_url", None, "With --download: fetch tarballs from this mirror "
     "(<base_url>/<tarball name as the catalogue lists it>).")
@@ -116,9 +125,15 @@ def main(argv):
                                          pipeline_args=pipeline_args)
   except (regenerate_lib.RegenerateError, fetch.FetchError) as error:
     common.fail("slimhub-regenerate", error)
+  except interrupts.Interrupted as interrupted:
+    if interrupted.outcomes:
+      log(regenerate_lib.summary(interrupted.outcomes))
+    raise
   log(regenerate_lib.summary(outcomes))
   _mirror(log)
-  raise SystemExit(regenerate_lib.exit_status(outcomes))
+  problem = regenerate_lib.failure(outcomes, options, _ALLOW_MISSING.value)
+  if problem:
+    common.fail("slimhub-regenerate", problem)
 
 
 def _mirror(log):

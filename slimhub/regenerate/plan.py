@@ -31,10 +31,12 @@ from typing import Optional
 
 import slimhub
 from slimhub import catalog
+from slimhub import interrupts
 from slimhub.regenerate import fetch
 from slimhub.regenerate import files
 from slimhub.regenerate import manifest as manifest_lib
 from slimhub.regenerate import worker
+from slimhub.regenerate.engines import shared
 
 BUILT = worker.BUILT
 UP_TO_DATE = "up to date"
@@ -76,11 +78,13 @@ class Options:
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
-  """What happened to one module; key is its directory relative to OUT."""
+  """What happened to one module; key is its directory relative to OUT.
+  missing: skipped because its checkpoint is not in the directory."""
   key: str
   status: str
   reason: str = ""
   seconds: Optional[float] = None
+  missing: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +112,7 @@ class _Source:
   size: int = 0
   status: str = ""
   reason: str = ""
+  missing: bool = False
 
 
 def _patterns(options):
@@ -131,9 +136,11 @@ def _locate(entry, options, log):
   prefix = files.join(options.checkpoint_dir, entry.checkpoint)
   if not manifest_lib.checkpoint_files(prefix):
     if not options.download:
-      return _Source(status=SKIPPED, reason=(
-          f"no checkpoint {entry.checkpoint} in the checkpoint directory "
-          "(--download fetches it)"))
+      # Where it was looked for, as a user may have another layout.
+      return _Source(status=SKIPPED, missing=True, reason=(
+          f"no checkpoint at {prefix} (the catalogue's path "
+          f"{entry.checkpoint} under --checkpoint_dir; --download fetches "
+          "it)"))
     try:
       fetch.fetch_checkpoint(entry, options.checkpoint_dir,
                              base_url=options.base_url,
@@ -153,9 +160,9 @@ def _build_options(options):
   return chosen
 
 
-def plan(options, manifest, work_dir, log=print):
-  """([Job], [Outcome]): the modules to build, and what the others are."""
-  jobs, outcomes, sources = [], [], {}
+def selection(options):
+  """[(entry, kind, version)] of the modules options select, or
+  RegenerateError if none."""
   selected = list(catalog.modules(_patterns(options), options.versions,
                                   include_unsupported=True))
   if not selected:
@@ -163,7 +170,13 @@ def plan(options, manifest, work_dir, log=print):
         f"No catalogue module matches --handles={','.join(options.patterns)} "
         f"--versions={','.join(map(str, options.versions))}; slimhub-catalog "
         "lists the handles")
-  for entry, kind, version in selected:
+  return selected
+
+
+def plan(options, manifest, work_dir, log=print):
+  """([Job], [Outcome]): the modules to build, and what the others are."""
+  jobs, outcomes, sources = [], [], {}
+  for entry, kind, version in selection(options):
     key = entry.handle(kind, version, options.publisher)
     reason = _unbuildable_reason(entry)
     if reason:
@@ -173,7 +186,8 @@ def plan(options, manifest, work_dir, log=print):
       sources[entry.name] = _locate(entry, options, log)
     source = sources[entry.name]
     if source.status:
-      outcomes.append(Outcome(key, source.status, source.reason))
+      outcomes.append(Outcome(key, source.status, source.reason,
+                              missing=source.missing))
       continue
     inputs = {"checkpoint": entry.checkpoint,
               "checkpoint_sha256": source.sha256,
@@ -270,7 +284,12 @@ def _check_paths(options):
 
 def regenerate(options, log=print, pipeline_args=()):
   """Regenerates the selected modules on options.engine; the Outcome of
-  every module. `pipeline_args` are the Beam engine's pipeline options."""
+  every module. `pipeline_args` are the Beam engine's pipeline options.
+
+  A SIGINT or SIGTERM while modules are built stops the run as
+  engines/shared.py says and raises interrupts.Interrupted with the
+  Outcomes of the modules that ended; before, it raises it at once.
+  """
   _check_paths(options)
   if options.jobs < 1:
     raise RegenerateError(f"jobs must be at least 1, not {options.jobs}")
@@ -287,6 +306,7 @@ def regenerate(options, log=print, pipeline_args=()):
     engine.import_plugins(pipeline_args)
   else:
     from slimhub.regenerate.engines import local as engine  # pylint: disable=g-import-not-at-top
+  selection(options)  # before the output directory is created
   remote = files.is_remote(options.output_dir)
   if remote:
     locked = _remote_locked(options.output_dir)
@@ -305,11 +325,22 @@ def regenerate(options, log=print, pipeline_args=()):
     log(f"{len(jobs)} to build, {len(outcomes)} not: "
         + ", ".join(f"{sum(o.status == s for o in outcomes)} {s}"
                     for s in (UP_TO_DATE, SKIPPED, FAILED)))
+    stop = shared.Stop(log)
     if jobs:
-      outcomes += engine.run(jobs, options, manifest, work_dir, log,
-                             pipeline_args)
+      with stop:
+        outcomes += engine.run(jobs, options, manifest, work_dir, log,
+                               pipeline_args, stop)
     _remove_work_dir(work_dir)
+  if stop.requested:
+    left = len(jobs) - sum(o.status == BUILT for o in outcomes)
+    raise interrupts.Interrupted(
+        stop.signum, f"the next run builds the {_modules(left)} not built",
+        outcomes)
   return outcomes
+
+
+def _modules(count):
+  return f"{count} module" + ("" if count == 1 else "s")
 
 
 def _remove_work_dir(work_dir):
@@ -349,5 +380,27 @@ def summary(outcomes):
   return "\n".join(line.rstrip() for line in lines)
 
 
-def exit_status(outcomes):
-  return 1 if any(o.status == FAILED for o in outcomes) else 0
+def failure(outcomes, options, allow_missing=False):
+  """Why the run failed, in a line, or None: a module failed; or, unless
+  `allow_missing`, a module that options.patterns name without a wildcard
+  was skipped for want of its checkpoint (a glob takes the checkpoints
+  there are), or nothing was built or up to date."""
+  failed = sum(o.status == FAILED for o in outcomes)
+  if failed:
+    return f"{_modules(failed)} failed"
+  if allow_missing:
+    return None
+  named = [p for p in _patterns(options) if not set("*?[") & set(p)]
+  keys = {entry.handle(kind, version, options.publisher)
+          for entry, kind, version in catalog.modules(
+              named, options.versions, include_unsupported=True)
+          } if named else set()
+  missing = sorted(o.key for o in outcomes if o.missing and o.key in keys)
+  if missing:
+    listed = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+    return (f"no checkpoint for {_modules(len(missing))} --handles names "
+            f"({listed}); --allow_missing accepts that")
+  if not any(o.status in (BUILT, UP_TO_DATE) for o in outcomes):
+    return ("nothing was built and nothing is up to date (--allow_missing "
+            "accepts that)")
+  return None

@@ -18,7 +18,9 @@ Parents poll for that file (WorkerProcess).
 
 A worker whose parent dies, even by SIGKILL, kills its child and exits
 (it watches its parent process id); a child exits as soon as its worker is
-gone. A worker ends when its stdin closes.
+gone. A worker ends when its stdin closes, and on SIGTERM kills its child
+first. It ignores SIGINT: a Ctrl-C reaches every process of the terminal,
+and the parent decides what it stops.
 """
 
 import gc
@@ -42,13 +44,21 @@ def _write_result(work_dir, result):
   atomic.write_file(os.path.join(work_dir, RESULT_FILE), json.dumps(result))
 
 
+def _kill_and_exit(children):
+  for pid in list(children):
+    try:
+      os.kill(pid, signal.SIGKILL)
+      os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+      pass  # already gone
+  os._exit(3)  # pylint: disable=protected-access
+
+
 def _exit_when_orphaned(parent, children=()):
   """Kills `children` and exits once the process `parent` is gone."""
   while os.getppid() == parent:
     time.sleep(_PARENT_POLL_SECONDS)
-  for pid in list(children):
-    os.kill(pid, signal.SIGKILL)
-  os._exit(3)  # pylint: disable=protected-access
+  _kill_and_exit(children)
 
 
 def _child(task):
@@ -87,6 +97,7 @@ def _serve():
   from slimhub import verify  # pylint: disable=g-import-not-at-top,unused-import
   from slimhub.regenerate import build  # pylint: disable=g-import-not-at-top,unused-import
   children = []
+  signal.signal(signal.SIGTERM, lambda signum, frame: _kill_and_exit(children))
   threading.Thread(target=_exit_when_orphaned, args=(os.getppid(), children),
                    daemon=True).start()
   for line in sys.stdin:
@@ -99,6 +110,7 @@ def _serve():
     gc.freeze()
     pid = os.fork()
     if pid == 0:
+      signal.signal(signal.SIGTERM, signal.SIG_DFL)
       _child(task)
     children[:] = [pid]
     code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
@@ -120,7 +132,7 @@ class WorkerProcess:
     self._log_offset = 0
     with open(self.log_path, "w") as log_file:
       self.process = subprocess.Popen(
-          [sys.executable, "-m", "slimhub.regenerate.worker", work_dir],
+          python_command("slimhub.regenerate.worker") + [work_dir],
           stdin=subprocess.PIPE, stdout=log_file, stderr=subprocess.STDOUT,
           env=environment or environment_of_workers(), text=True)
 
@@ -136,7 +148,8 @@ class WorkerProcess:
     self.process.stdin.flush()
 
   def poll(self):
-    """The result of the current task once there is one, else None."""
+    """The result of the current task once there is one, else None. A
+    failure's "log" holds the last lines the worker logged for it."""
     path = os.path.join(self.task["work_dir"], RESULT_FILE)
     if os.path.exists(path):
       with open(path) as f:
@@ -148,16 +161,9 @@ class WorkerProcess:
     else:
       return None
     if result["status"] == FAILED:
-      result["reason"] = "\n".join([result["reason"]] + self._log_tail())
+      result["log"] = self._log_tail()
     self.task = None
     return result
-
-  def wait(self, poll_seconds=0.2):
-    while True:
-      result = self.poll()
-      if result is not None:
-        return result
-      time.sleep(poll_seconds)
 
   @property
   def alive(self):
@@ -169,8 +175,11 @@ class WorkerProcess:
       lines = [line for line in f.read().splitlines() if line.strip()]
     return lines[-_LOG_TAIL_LINES:]
 
-  def stop(self):
-    """Ends the worker: closing its stdin ends it and its child."""
+  def stop(self, now=False):
+    """Ends the worker: closing its stdin ends it once its child is done;
+    `now`, SIGTERM ends it and its child at once."""
+    if now and self.alive:
+      self.process.terminate()
     try:
       self.process.stdin.close()
     except OSError:
@@ -182,16 +191,27 @@ class WorkerProcess:
       self.process.wait()
 
 
-def environment_of_workers(workers=1):
-  """The environment of the workers: they import this very slimhub, and
-  each of `workers` workers on this machine gets its share of the cores
-  for TensorFlow's thread pools (unless TF_NUM_*_THREADS are set): pools
-  sized to every core in every worker make them preempt one another."""
+def python_command(module):
+  """The command running `module` with this Python, the current directory
+  kept off sys.path (-P): a folder there named like a package, such as a
+  clone's `slimhub/`, would shadow the installed one."""
+  return [sys.executable, "-P", "-m", module]
+
+
+def python_path():
+  """PYTHONPATH for the workers, so that they import this very slimhub."""
   import slimhub  # pylint: disable=g-import-not-at-top
   root = os.path.dirname(os.path.dirname(os.path.abspath(slimhub.__file__)))
-  environment = dict(os.environ)
-  environment["PYTHONPATH"] = os.pathsep.join(
-      [root] + [p for p in [environment.get("PYTHONPATH")] if p])
+  return os.pathsep.join(
+      [root] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+
+
+def environment_of_workers(workers=1):
+  """The environment of the workers: python_path(), and each of `workers`
+  workers on this machine gets its share of the cores for TensorFlow's
+  thread pools (unless TF_NUM_*_THREADS are set): pools sized to every
+  core in every worker make them preempt one another."""
+  environment = dict(os.environ, PYTHONPATH=python_path())
   environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   if workers > 1:
     share = str(max(1, (os.cpu_count() or 1) // workers))

@@ -2,13 +2,21 @@
 
     (slot, task) -> GroupByKey -> BuildModules -> records   (dead letter: failed)
 
-BuildModules starts one slimhub worker process in setup(), which imports
-TensorFlow once and builds each module in a forked child (worker.py), so a
-crash or out-of-memory fails one module, not the Beam worker. A built
-module's record is committed last, as a file in OUT/.regenerate-records/;
-failed modules go to the dead-letter output with their reason. The driver
-merges the records into the manifest once, after the pipeline ended (and a
-later run merges those of a driver that was killed).
+BuildModules starts one slimhub worker process for its first task, which
+imports TensorFlow once and builds each module in a forked child
+(worker.py), so a crash or out-of-memory fails one module, not the Beam
+worker. A built module's record is committed last, as a file in
+OUT/.regenerate-records/; a failed module goes to the dead-letter output
+with its reason, whatever failed it (raised, it would fail the bundle,
+which Beam retries and logs at length), and is committed as a file in the
+work directory. The driver runs the pipeline in a thread and prints the
+local engine's progress lines as those files arrive; it merges the records
+into the manifest once, after the pipeline ended (and a later run merges
+those of a driver that was killed).
+
+On SIGINT or SIGTERM the driver writes a stop file into the work
+directory, which the DoFns read before each task and while they wait for
+one: they start no more modules, and with "now" stop the one in flight.
 
 For a URL --output_dir (gs://, s3://, ... see files.py), BuildModules
 copies the checkpoint to a worker-local directory, has the module built into
@@ -25,6 +33,7 @@ balances them.
 """
 
 import collections
+import hashlib
 import heapq
 import importlib
 import itertools
@@ -34,8 +43,8 @@ import os
 import posixpath
 import shlex
 import shutil
-import sys
 import tempfile
+import threading
 import time
 
 import apache_beam as beam
@@ -47,8 +56,12 @@ from slimhub import catalog
 from slimhub.regenerate import build as build_lib
 from slimhub.regenerate import plan as plan_lib
 from slimhub.regenerate import worker as worker_lib
+from slimhub.regenerate.engines import shared
 
 DEAD_LETTER = "dead-letter"
+STOP_FILE = "stop"  # in the work directory: "finish" or "now"
+# How often the driver looks for results, and a DoFn for the stop file.
+_POLL_SECONDS = 1.0
 # Checkpoints a worker keeps copied from a remote --checkpoint_dir.
 _CACHED_CHECKPOINTS = 3
 
@@ -56,9 +69,10 @@ _CACHED_CHECKPOINTS = 3
 class BuildModules(beam.DoFn):
   """Builds the module of each task; records out, failures to DEAD_LETTER."""
 
-  def __init__(self, records_dir, workers_here=1):
+  def __init__(self, records_dir, stop_path, workers_here=1):
     super().__init__()
     self.records_dir = records_dir
+    self.stop_path = stop_path
     self.workers_here = workers_here  # sharing this machine's cores
     self.worker = None
     self.scratch = None
@@ -69,14 +83,17 @@ class BuildModules(beam.DoFn):
     self.scratch = tempfile.mkdtemp(prefix="slimhub-beam-")
     self.checkpoints = collections.OrderedDict()
     self.counter = itertools.count()
-    self._start()
 
-  def _start(self):
-    self.worker = worker_lib.WorkerProcess(
-        self.scratch, worker_lib.environment_of_workers(self.workers_here))
+  def _stop_request(self):
+    """The driver's stop file ("finish" or "now"), or None."""
+    if not files.isfile(self.stop_path):
+      return None
+    return files.read_text(self.stop_path)
 
   def process(self, slot):
     for task in slot[1]:
+      if self._stop_request():
+        return
       yield from self._process_task(task)
 
   def _process_task(self, task):
@@ -87,28 +104,43 @@ class BuildModules(beam.DoFn):
       if remote:
         self._copy_checkpoint(task, local_task)
       result = self._build(local_task)
-      if result["status"] == worker_lib.BUILT and remote:
+      if result and result["status"] == worker_lib.BUILT and remote:
         self._publish(task, local_task, result["record"])
-    except (OSError, build_lib.BuildError) as error:
+    except Exception as error:  # pylint: disable=broad-except
       result = {"status": worker_lib.FAILED,
                 "reason": f"{type(error).__name__}: {error}"}
     finally:
       if remote:
         shutil.rmtree(local_task["work_dir"], ignore_errors=True)
         shutil.rmtree(local_task["output_dir"], ignore_errors=True)
+    if result is None:  # stopped by the driver
+      return
     if result["status"] == worker_lib.BUILT:
       manifest_lib.commit_record(self.records_dir, result["record"])
       yield result["record"]
     else:
       yield beam.pvalue.TaggedOutput(DEAD_LETTER, {
           "key": task["key"], "reason": result["reason"],
+          "log": result.get("log", []),
           "seconds": round(time.time() - started, 1)})
 
   def _build(self, task):
-    if not self.worker.alive:
-      self._start()
+    """The worker's result for `task`; None if the stop file said "now"."""
+    if self.worker is None or not self.worker.alive:
+      self.worker = worker_lib.WorkerProcess(
+          self.scratch, worker_lib.environment_of_workers(self.workers_here))
     self.worker.submit(task)
-    return self.worker.wait()
+    looked = time.time()
+    while True:
+      result = self.worker.poll()
+      if result is not None:
+        return result
+      if time.time() - looked > _POLL_SECONDS:
+        looked = time.time()
+        if self._stop_request() == "now":
+          self.worker.stop(now=True)
+          return None
+      time.sleep(0.2)
 
   def _localized(self, task):
     """`task` reading a local copy of its checkpoint (_copy_checkpoint) and
@@ -187,14 +219,17 @@ def _runner(options, quiet):
   """The FnApiRunner in multi-process mode: one quiet SDK worker process
   (sdk_worker.py) per --direct_num_workers, which, unlike those of Beam's
   own multi_processing mode, receive the pipeline options (log levels,
-  --beam_plugins)."""
+  --beam_plugins). They import this slimhub, whatever the current
+  directory holds (worker.python_command)."""
   from apache_beam.portability.api import beam_provision_api_pb2  # pylint: disable=g-import-not-at-top
   from apache_beam.runners.portability import portable_runner  # pylint: disable=g-import-not-at-top
   from apache_beam.runners.portability.fn_api_runner import fn_runner  # pylint: disable=g-import-not-at-top
   from apache_beam.transforms import environments  # pylint: disable=g-import-not-at-top
   level = "ERROR" if quiet else "INFO"
-  command = (f"{shlex.quote(sys.executable)} -m "
-             f"slimhub.regenerate.engines.sdk_worker {level}")
+  command = shlex.join(
+      ["env", f"PYTHONPATH={worker_lib.python_path()}"]
+      + worker_lib.python_command("slimhub.regenerate.engines.sdk_worker")
+      + [level])
   encoded = portable_runner.JobServiceHandle.encode_pipeline_options(
       options.get_all_options())
   return fn_runner.FnApiRunner(
@@ -244,51 +279,103 @@ def slotted(jobs, slots=None):
   return keyed
 
 
-def run(jobs, options, manifest, work_dir, log=print, pipeline_args=()):
-  """Builds `jobs` in a Beam pipeline; their Outcomes."""
+def _last_line(text):
+  """The last line of an error's text: Beam's carry whole tracebacks, whose
+  last line is the exception."""
+  lines = [line for line in str(text).splitlines() if line.strip()]
+  return lines[-1].strip() if lines else ""
+
+
+def _commit_failure(failure, directory):
+  """Commits a dead-letter item as a file, for the driver to report."""
+  if not files.is_remote(directory):
+    os.makedirs(directory, exist_ok=True)
+  name = hashlib.sha256(failure["key"].encode("utf-8")).hexdigest()
+  manifest_lib.save_text(files.join(directory, name + ".json"),
+                         json.dumps(failure, sort_keys=True))
+
+
+class _Arrivals:
+  """The records and dead-letter items committed since the last look."""
+
+  def __init__(self, records_dir, dead_letter_dir):
+    self.directories = (records_dir, dead_letter_dir)
+    self.seen = set()
+
+  def __call__(self):
+    for directory in self.directories:
+      for path in files.glob(files.join(directory, "*.json")):
+        if path not in self.seen:
+          self.seen.add(path)
+          yield json.loads(files.read_text(path))
+
+
+def run(jobs, options, manifest, work_dir, log=print, pipeline_args=(),
+        stop=None):
+  """Builds `jobs` in a Beam pipeline; the Outcomes of those that ended
+  (after a signal, `stop` (a shared.Stop), the others are not started)."""
+  stop = stop or shared.Stop(log)
   records_dir = manifest_lib.records_dir(options.output_dir)
   dead_letter = files.join(work_dir, DEAD_LETTER)
+  stop_path = files.join(work_dir, STOP_FILE)
   # The binaries' --verbosity sets the root logger's level (absl).
   quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
   pipeline, runner, slots = _pipeline(pipeline_args, options.jobs, quiet)
   log(f"Beam pipeline on {runner} for {len(jobs)} modules")
-  error = None
-  try:
-    with pipeline:
-      results = (pipeline
-                 | "Tasks" >> beam.Create(slotted(jobs, slots),
-                                          reshuffle=False)
-                 | "Slots" >> beam.GroupByKey()
-                 | "Build" >> beam.ParDo(BuildModules(records_dir,
-                                                      slots or 1))
-                 .with_outputs(DEAD_LETTER, main="records"))
-      _ = (results[DEAD_LETTER]
-           | "Encode" >> beam.Map(json.dumps, sort_keys=True)
-           | "DeadLetter" >> beam.io.WriteToText(dead_letter,
-                                                 file_name_suffix=".jsonl"))
-  except Exception as exception:  # pylint: disable=broad-except
+  results = (pipeline
+             | "Tasks" >> beam.Create(slotted(jobs, slots), reshuffle=False)
+             | "Slots" >> beam.GroupByKey()
+             | "Build" >> beam.ParDo(BuildModules(records_dir, stop_path,
+                                                  slots or 1))
+             .with_outputs(DEAD_LETTER, main="records"))
+  _ = results[DEAD_LETTER] | "DeadLetter" >> beam.Map(_commit_failure,
+                                                      dead_letter)
+  errors = []
+
+  def run_pipeline():
+    try:
+      pipeline.run().wait_until_finish()
+    except Exception as exception:  # pylint: disable=broad-except
+      errors.append(exception)
+
+  by_key = {job.key: job for job in jobs}
+  progress = shared.Progress(len(jobs), slots or options.jobs, log)
+  arrivals, finished = _Arrivals(records_dir, dead_letter), {}
+  thread = threading.Thread(target=run_pipeline, name="pipeline", daemon=True)
+  thread.start()
+  requested = None
+  while True:
+    thread.join(_POLL_SECONDS)
+    ended = not thread.is_alive()
+    if stop.requested:
+      stop.announce()  # the driver does not see what is in flight
+      request = "now" if stop.now else "finish"
+      if request != requested:
+        manifest_lib.save_text(stop_path, request)
+        requested = request
+    for item in arrivals():
+      if "handle" in item:
+        outcome = plan_lib.Outcome(item["handle"], plan_lib.BUILT,
+                                   seconds=item["build_seconds"])
+      else:
+        outcome = plan_lib.Outcome(item["key"], plan_lib.FAILED,
+                                   item["reason"], seconds=item["seconds"])
+      finished[outcome.key] = outcome
+      progress.finished(outcome, item.get("log", ()),
+                        reason=by_key[outcome.key].reason)
+    if ended:
+      break
+  manifest.merge_records(records_dir)
+  outcomes = [finished[job.key] for job in jobs if job.key in finished]
+  if errors and not stop.requested:
     # The runner's failure fails the modules it did not finish, like a
     # worker's; the others were committed.
-    error = f"the pipeline failed: {type(exception).__name__}: {exception}"
-  merged = manifest.merge_records(records_dir)
-  failed = {}
-  for path in files.glob(dead_letter + "*"):
-    failed.update((item["key"], item) for item in
-                  map(json.loads, files.read_text(path).splitlines()))
-  outcomes = []
-  for job in jobs:
-    if job.key in merged:
-      outcome = plan_lib.Outcome(job.key, plan_lib.BUILT,
-                                 seconds=merged[job.key]["build_seconds"])
-    elif job.key in failed:
-      outcome = plan_lib.Outcome(job.key, plan_lib.FAILED,
-                                 failed[job.key]["reason"],
-                                 seconds=failed[job.key]["seconds"])
-    else:
-      outcome = plan_lib.Outcome(job.key, plan_lib.FAILED,
-                                 error or "no result from the pipeline")
-    outcomes.append(outcome)
-    log(f"{outcome.status:<6} {outcome.key}")
-    if outcome.status == plan_lib.FAILED:
-      log("    " + outcome.reason.replace("\n", "\n    "))
+    error = f"the pipeline failed: {_last_line(errors[0])}"
+    log(error)
+    outcomes += [plan_lib.Outcome(job.key, plan_lib.FAILED, error)
+                 for job in jobs if job.key not in finished]
+  elif not stop.requested:
+    outcomes += [plan_lib.Outcome(job.key, plan_lib.FAILED,
+                                  "no result from the pipeline")
+                 for job in jobs if job.key not in finished]
   return outcomes

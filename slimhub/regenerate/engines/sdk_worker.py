@@ -8,10 +8,12 @@ level, and TensorFlow's C++ start-up lines follow. This entry first gives
 the root logger a stderr handler at LEVEL (a logging level name; ERROR
 unless the user asked for --verbosity) and, above INFO, has TensorFlow's
 start-up lines hidden should anything import it, then runs Beam's worker
-unchanged.
+unchanged. It ignores SIGINT, which a Ctrl-C sends every process of the
+terminal: the driver decides what stops (beam.py).
 """
 
 import logging
+import signal
 import sys
 
 
@@ -21,6 +23,8 @@ def main(argv):
     # The DoFn needs no TensorFlow; should anything import it, quietly.
     from slimhub.exporters import common  # pylint: disable=g-import-not-at-top
     common.import_tensorflow_quietly(argv=[])
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
+  signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the binaries' one line
   handler = logging.StreamHandler()
   handler.setLevel(level)
   handler.setFormatter(logging.Formatter(

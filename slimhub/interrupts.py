@@ -1,0 +1,34 @@
+"""SIGINT and SIGTERM as an exception, Interrupted, which the binaries turn
+into one line and the status a shell gives a program the signal killed
+(128 + its number: 130, 143).
+
+A KeyboardInterrupt, so that code cleaning up on BaseException (atomic
+writes: slimhub.formats.atomic) removes what it had half-written.
+"""
+
+import signal
+
+
+class Interrupted(KeyboardInterrupt):
+  """Work ended by signal `signum`; `note` says what it leaves (e.g. what
+  the next run completes), `outcomes` what a regeneration had done."""
+
+  def __init__(self, signum, note="", outcomes=()):
+    super().__init__(signum, note)
+    self.signum = signum
+    self.note = note
+    self.outcomes = list(outcomes)
+
+  @property
+  def exit_status(self):
+    return 128 + self.signum
+
+  def __str__(self):
+    name = signal.Signals(self.signum).name
+    return f"interrupted by {name}" + (f"; {self.note}" if self.note else "")
+
+
+def raise_interrupted(signum, frame):
+  """A signal handler: raises Interrupted(signum)."""
+  del frame
+  raise Interrupted(signum)
