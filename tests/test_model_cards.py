@@ -8,13 +8,17 @@ import pytest
 
 import tfhub_doc_checks
 from slimhub import catalog
+from slimhub import provenance
 from slimhub.regenerate import cards as model_cards
 
 # num_features of the architectures in the checks below (catalogue.md §3).
 _FEATURES = {"pnasnet_large": 4320, "nasnet_large": 4032, "inception_v2": 1024}
 
 
-def _facts(entry, kind, version, num_features=2048, num_classes=1001):
+def _facts(entry, kind, version, num_features=2048, num_classes=1001,
+           weights=None):
+  """Facts of a module built from the published checkpoint, unless
+  `weights` says otherwise."""
   spec = catalog.version_spec(entry, version)
   classify = kind == catalog.CLASSIFICATION
   return model_cards.ModuleFacts(
@@ -22,7 +26,10 @@ def _facts(entry, kind, version, num_features=2048, num_classes=1001):
       num_classes=num_classes if classify else None,
       label_offset=(1 if num_classes == 1000 else 0) if classify else None,
       image_size=entry.image_size, variable_size=spec.variable_size,
-      batch_norm_momentum=0.99 if spec.bn_hparams else 0.9997)
+      batch_norm_momentum=0.99 if spec.bn_hparams else 0.9997,
+      weights=weights or provenance.Weights(provenance.PUBLISHED,
+                                            note=entry.training_note),
+      checkpoint="model.ckpt")
 
 
 def _card(net, kind, version, **facts):
@@ -122,7 +129,7 @@ def test_nasnet_large_card_carries_googles_facts():
       "331x331 pixels", "`num_features` = 4032",
       "`nasnet-a_large_04_10_2017/model.ckpt`", "NASNet's pre-trained models",
       "keep probability of 0.7", "not scaled with the training steps",
-      "momentum (decay) of the original training, 0.9997"])
+      "momentum (decay) of the Slim training recipe, 0.9997"])
   assert "## Changelog" not in text
   later = _card("nasnet_large", "classification", 4)
   assert "#### Version 2" not in later

@@ -29,6 +29,7 @@ hdfs://, or a scheme a --beam_plugins module registers).
 from absl import app
 from absl import flags
 
+from slimhub import provenance
 from slimhub.regenerate import fetch
 from slimhub.regenerate import plan as regenerate_lib
 from slimhub.exporters import common
@@ -69,6 +70,13 @@ _DOWNLOAD = flags.DEFINE_bool(
 _BASE_URL = flags.DEFINE_string(
     "base_url", None, "With --download: fetch tarballs from this mirror "
     "(<base_url>/<tarball name as the catalogue lists it>).")
+_CHECKPOINT_SOURCE = flags.DEFINE_enum(
+    "checkpoint_source", provenance.AUTO, provenance.CHECKPOINT_SOURCES,
+    "published: the "
+    "checkpoints in --checkpoint_dir are the catalogue's published ones "
+    "(e.g. from --download or slimhub-fetch-checkpoint), so the model cards "
+    "cite their training; auto: cards of slimhub-make-checkpoint checkpoints "
+    "say 'untrained', others claim no training.")
 
 flags.mark_flags_as_required(["checkpoint_dir", "output_dir"])
 
@@ -91,7 +99,8 @@ def main(argv):
       patterns=tuple(_HANDLES.value), versions=_versions(_VERSIONS.value),
       jobs=_JOBS.value, engine=_ENGINE.value, publisher=_PUBLISHER.value, archive=_ARCHIVE.value,
       tflite=_TFLITE.value,
-      download=_DOWNLOAD.value, base_url=_BASE_URL.value)
+      download=_DOWNLOAD.value, base_url=_BASE_URL.value,
+      checkpoint_source=_CHECKPOINT_SOURCE.value)
   log = lambda message: print(message, flush=True)
   try:
     outcomes = regenerate_lib.regenerate(options, log=log,
