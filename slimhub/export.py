@@ -145,7 +145,9 @@ def _check_quantization(entry, prefix, shapes):
         f"Checkpoint {prefix} is a float checkpoint (no */weights_quant/"
         f"{{min,max}} or */act_quant/{{min,max}} variables), but "
         f"{entry.name} is a quantops module: it needs the quantization-aware "
-        f"checkpoint {entry.source_checkpoint}")
+        f"checkpoint {os.path.basename(entry.checkpoint)} of "
+        f"{entry.tarball_url} (at {entry.checkpoint} in a checkpoint "
+        "directory)")
   if not entry.quantized and quant_ranges:
     quantops = f"{entry.name}/quantops"
     hint = (f"; export it as --net={quantops}" if quantops in

@@ -515,7 +515,8 @@ class _Card:
     if entry.source_checkpoint:
       text, link = self.architecture.weights_page
       return (f"The checkpoint exported into this {self.module} is "
-              f"`{entry.source_checkpoint}` from [{text}]({link}). Its "
+              f"[`{entry.source_checkpoint}`]({entry.tarball_url}) from "
+              f"[{text}]({link}). Its "
               "weights were obtained by training for image classification "
               f"on {_DATASETS[entry.collection][1]}.")
     return "Google published no checkpoint for these weights."
