@@ -276,21 +276,22 @@ def _module_files(output, handle):
 
 
 @pytest.fixture(scope="module")
-def unmarked_checkpoint(tmp_path_factory):
-  """mobilenet_v2_035_96's deterministic checkpoint with the marker
-  stripped, at the catalogue's path in a checkpoint directory."""
-  root = tmp_path_factory.mktemp("unmarked")
+def v2_checkpoints(tmp_path_factory):
+  """(checkpoint directory, marked prefix, unmarked prefix):
+  mobilenet_v2_035_96's deterministic checkpoint (seed 2), and a copy with
+  the marker stripped at the catalogue's path in the checkpoint directory."""
+  root = tmp_path_factory.mktemp("v2")
   marked = make_checkpoint.make_checkpoint(V2, 2, str(root / "marked.ckpt"))
-  return root, _without_marker(
+  return root / "ckpts", marked, _without_marker(
       marked, str(root / "ckpts" / catalog.find(V2).checkpoint))
 
 
 def test_cards_and_metadata_say_untrained_or_claim_nothing(
-    tmp_path, unmarked_checkpoint):
+    tmp_path, v2_checkpoints):
   """One regeneration: a slimhub-make-checkpoint checkpoint gives a card and
   metadata that say "untrained" with the seed and claim no training; an
   unmarked checkpoint gives neither the note nor a claim."""
-  checkpoint_dir = unmarked_checkpoint[0] / "ckpts"
+  checkpoint_dir = v2_checkpoints[0]
   _binary("slimhub-make-checkpoint", f"--net={V1}", "--seed=7",
           f"--checkpoint_dir={checkpoint_dir}")
   output = tmp_path / "out"
@@ -330,13 +331,14 @@ def test_cards_and_metadata_say_untrained_or_claim_nothing(
 
 
 def test_a_checkpoint_stated_published_keeps_the_training_text(
-    tmp_path, unmarked_checkpoint):
-  """--checkpoint_source=published: the card cites the published checkpoint
-  and its ImageNet training; a marked checkpoint cannot be stated published."""
+    tmp_path, v2_checkpoints):
+  """checkpoint_source=published (slimhub-export --checkpoint_source): the
+  card cites the published checkpoint and its ImageNet training; a marked
+  checkpoint cannot be stated published."""
   target = tmp_path / "module"
-  _binary("slimhub-export", f"--net={V2}", "--kind=classification",
-          "--version=1", f"--checkpoint={unmarked_checkpoint[1]}",
-          f"--export_dir={target}", "--checkpoint_source=published")
+  _, marked, unmarked = v2_checkpoints
+  export.export_module(V2, "classification", 1, unmarked,
+                       str(target), checkpoint_source="published")
   with open(target / export.METADATA_FILE) as f:
     metadata = json.load(f)
   entry = catalog.find(V2)
@@ -351,10 +353,9 @@ def test_a_checkpoint_stated_published_keeps_the_training_text(
       f"[`{entry.source_checkpoint}`]({entry.tarball_url})",
       "obtained by training for image classification on ImageNet"])
   assert "untrained" not in card.lower()
-  marked = make_checkpoint.make_checkpoint(V2, 1, str(tmp_path / "m.ckpt"))
   with pytest.raises(export.ExportError, match="contradicts the checkpoint: "
                      "slimhub-make-checkpoint wrote it with untrained values "
-                     r"\(seed 1\)"):
+                     r"\(seed 2\)"):
     export.identify_weights(entry, marked, "published")
 
 
