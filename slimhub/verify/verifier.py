@@ -108,7 +108,7 @@ def _catalogued(expectation):
   return named if same else None
 
 
-def catalogue_checkpoint(checkpoint_dir, expectation, expected=None):
+def _catalogue_checkpoint(checkpoint_dir, expectation, expected=None):
   """(checkpoint prefix, None) of the module's catalogue checkpoint inside
   `checkpoint_dir`, laid out as slimhub-regenerate reads it
   (catalog.Entry.checkpoint); or (None, why there is none). The module is
@@ -185,7 +185,7 @@ def verify(module_dir, expect=None, checkpoint=None, against=None,
   expectation, problems = expectations.resolve(module, expected)
   checkpoint_problem = None
   if checkpoint_dir and not checkpoint:
-    checkpoint, checkpoint_problem = catalogue_checkpoint(
+    checkpoint, checkpoint_problem = _catalogue_checkpoint(
         checkpoint_dir, expectation, expected)
   golden_of = expected or (None if expect == NO_EXPECT
                            else _catalogued(expectation))
