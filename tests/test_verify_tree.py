@@ -162,9 +162,14 @@ def test_checkpoint_dir_checks_each_module_of_a_tree(
       meta["checkpoint_variables"], reference_data.SEED + 1,
       str(checkpoints / catalog.find(V2_NET).checkpoint))
 
+  junit = tmp_path / "report.xml"
   result = _run(f"--module_dir={tree}", f"--checkpoint_dir={checkpoints}",
-                "--jobs=2", "--json")
+                "--jobs=2", f"--junit_xml={junit}", "--json")
   assert result.returncode == 1, result.stdout + result.stderr
+  failed = [(case.get("classname"), case.get("name"))
+            for case in ElementTree.parse(junit).getroot().iter("testcase")
+            if case.find("failure") is not None]
+  assert failed == [("v2", "checkpoint_parity")]
   data = json.loads(result.stdout)
   parity = {module["path"]: _checks(module)["checkpoint_parity"]
             for module in data["modules"]}
