@@ -11,6 +11,7 @@ and the TF-Slim READMEs (see docs/catalogue.md in the shared specs).
 import dataclasses
 import difflib
 import fnmatch
+import os
 from typing import Optional
 
 FEATURE_VECTOR = "feature_vector"
@@ -91,9 +92,10 @@ class Entry:
 
   @property
   def source_checkpoint(self):
-    """The checkpoint as Google's docs name it: its path below the
-    tarball's URL folder ("mobilenet_v1_2018_02_22/mobilenet_v1_0.25_128/
-    mobilenet_v1_0.25_128.ckpt")."""
+    """The checkpoint as Google's model cards name it: the tarball's URL
+    folder, then `checkpoint` ("mobilenet_v1_2018_02_22/mobilenet_v1_0.25_128/
+    mobilenet_v1_0.25_128.ckpt"). A citation, not a path: the server has
+    the tarball (tarball_url), which holds the file at its top level."""
     if not self.checkpoint:
       return None
     folder = self.tarball.rpartition("/")[0] if self.tarball else ""
@@ -378,6 +380,20 @@ ENTRIES = tuple(sorted(
 _BY_NAME = {entry.name: entry for entry in ENTRIES}
 
 
+def close_matches(key, names, n=5, cutoff=0.6):
+  """Up to `n` of `names` like `key`, best first: by difflib's similarity,
+  ties broken by the longer common prefix, so that a name cut short
+  (mobilenet_v1_025_12) lists its completion (..._128) before names that
+  differ earlier (..._192)."""
+  scored = []
+  for name in names:
+    ratio = difflib.SequenceMatcher(None, key, name).ratio()
+    if ratio >= cutoff:
+      prefix = len(os.path.commonprefix([key, name]))
+      scored.append((-ratio, -prefix, name))
+  return [name for _, _, name in sorted(scored)[:n]]
+
+
 def find(name):
   """The entry called `name` (a --net value or a handle); lists close matches.
 
@@ -395,7 +411,7 @@ def find(name):
     key = key[len("imagenet/"):]
   if key in _BY_NAME:
     return _BY_NAME[key]
-  close = difflib.get_close_matches(key, _BY_NAME, n=5, cutoff=0.6)
+  close = close_matches(key, _BY_NAME)
   hint = f" Close matches: {', '.join(close)}." if close else ""
   raise KeyError(f"Unknown catalogue net {name!r}.{hint} "
                  "Run slimhub-catalog for the full list.")

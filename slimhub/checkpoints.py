@@ -17,19 +17,27 @@ import re
 
 import numpy as np
 
+from slimhub import deterministic
+
 EMA_SUFFIX = "/ExponentialMovingAverage"
 USE_EMA_CHOICES = ("auto", "yes", "no")
 
-# Checkpoint keys a module never needs, with the reason shown to the user.
+# Checkpoint keys a module never needs, with the reason shown to the user
+# (singular, plural).
 _UNUSED_KEY_KINDS = (
-    (re.compile(r"(^|/)(AuxLogits|aux_\d+)(/|$)"), "aux head"),
-    (re.compile(r"(^|/)global_step$"), "global_step"),
+    (re.compile(r"(^|/)(AuxLogits|aux_\d+)(/|$)"), ("aux head", "aux heads")),
+    (re.compile(r"(^|/)global_step$"), ("global_step", "global_step keys")),
     (re.compile(r"/(Momentum|RMSProp(_1)?|Adam(_1)?|Adagrad|Ftrl(_1)?|"
-                r"ExponentialMovingAverage(_1)?)$"), "optimizer slot or EMA"),
-    (re.compile(r"(^|/)(beta1_power|beta2_power)$"), "optimizer slot or EMA"),
+                r"ExponentialMovingAverage(_1)?)$"),
+     ("optimizer slot or EMA shadow", "optimizer slots or EMA shadows")),
+    (re.compile(r"(^|/)(beta1_power|beta2_power)$"),
+     ("optimizer slot or EMA shadow", "optimizer slots or EMA shadows")),
     (re.compile(r"_quant/.*/(min|max)/(biased|local_step)$"),
-     "quantization range EMA helper"),
+     ("quantization range EMA helper", "quantization range EMA helpers")),
+    (re.compile(f"^{re.escape(deterministic.UNTRAINED_MARKER)}$"),
+     ("untrained-checkpoint marker", "untrained-checkpoint markers")),
 )
+_NOT_IN_MODULE = ("not in the module", "not in the module")
 # Range bounds of quantization-aware training (tf.contrib.quantize).
 _QUANT_RANGE = re.compile(r"/(weights_quant|act_quant)/(min|max)$")
 
@@ -97,7 +105,8 @@ def read_shapes(prefix):
 
 
 def unused_reason(key):
-  """Why a module never needs checkpoint key `key`, or None if it might."""
+  """Why a module never needs checkpoint key `key` (singular and plural),
+  or None if it might."""
   for pattern, reason in _UNUSED_KEY_KINDS:
     if pattern.search(key):
       return reason
@@ -128,13 +137,23 @@ class RestorePlan:
       return f"All {len(self.keys)} checkpoint variables used."
     reasons = {}
     for key in self.ignored:
-      reason = unused_reason(key) or "not in the module"
-      reasons[reason] = reasons.get(reason, 0) + 1
-    detail = ", ".join(f"{count} {reason}" for reason, count in
-                       sorted(reasons.items()))
+      reasons.setdefault(unused_reason(key) or _NOT_IN_MODULE, []).append(key)
+    parts = []
+    for (singular, plural), keys in sorted(reasons.items()):
+      part = f"{len(keys)} {singular if len(keys) == 1 else plural}"
+      if (singular, plural) == _NOT_IN_MODULE:
+        part += f" ({_short_list(keys)})"
+      parts.append(part)
+    detail = ", ".join(parts)
     ema = " (restored from EMA shadows)" if self.used_ema else ""
     return (f"Using {len(self.keys)} checkpoint variables{ema}; ignoring "
             f"{len(self.ignored)} not needed by the module: {detail}.")
+
+
+def _short_list(keys, limit=5):
+  shown = ", ".join(keys[:limit])
+  return shown + (f" and {len(keys) - limit} more" if len(keys) > limit
+                  else "")
 
 
 def _root_scopes(names):

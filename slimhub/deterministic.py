@@ -5,6 +5,12 @@ every variable's values depend only on its name, its shape and a seed, so a
 checkpoint made here restores into any checkpoint-compatible build and
 reproduces the reference outputs. The weights are random: they exercise the
 pipeline end to end, they do not classify anything.
+
+Every checkpoint written here holds UNTRAINED_MARKER, an int64 scalar with
+the seed. It lives in the checkpoint's own index and data, so it travels
+with every copy of the files (a sidecar file would be left behind by a copy
+of the .index and .data files); the exporter reads it to say that a
+module's weights are untrained, and restores no module variable from it.
 """
 
 import math
@@ -14,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 GLOBAL_STEP_VALUE = 10**9
+UNTRAINED_MARKER = "slimhub/untrained_seed"
 
 
 def variable_value(name, shape, seed):
@@ -38,12 +45,28 @@ def variable_value(name, shape, seed):
 
 def write_checkpoint(variables, seed, prefix):
   """Writes a V2 checkpoint at `prefix` for [(name, shape), ...]."""
-  names = [name for name, _ in variables]
-  tensors = [tf.constant(variable_value(name, shape, seed))
-             for name, shape in variables]
+  return write_values({name: variable_value(name, shape, seed)
+                       for name, shape in variables}, seed, prefix)
+
+
+def write_values(values, seed, prefix):
+  """Writes {name: array} as a V2 checkpoint at `prefix`, marked as untrained
+  values of `seed`."""
+  values = {**values, UNTRAINED_MARKER: np.array(seed, dtype=np.int64)}
+  names = sorted(values)
   tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names,
-                    shape_and_slices=[""] * len(names), tensors=tensors)
+                    shape_and_slices=[""] * len(names),
+                    tensors=[tf.constant(values[name]) for name in names])
   return prefix
+
+
+def untrained_seed(prefix):
+  """The seed of the untrained checkpoint at `prefix`, or None when it has
+  no UNTRAINED_MARKER."""
+  reader = tf.train.load_checkpoint(prefix)
+  if not reader.has_tensor(UNTRAINED_MARKER):
+    return None
+  return int(reader.get_tensor(UNTRAINED_MARKER))
 
 
 def images(size, seed):

@@ -8,6 +8,10 @@ Everything that can be checked is checked before the first byte is written:
 the catalogue name, kind and version, the export directory, the checkpoint
 (readable, every needed variable present with the right shape). The module
 is then written into a staging directory and renamed into place.
+
+The metadata says first where the weights come from (slimhub.provenance):
+untrained values of a slimhub-make-checkpoint seed, the catalogue's
+published checkpoint (only when the caller says so), or unidentified.
 """
 
 import dataclasses
@@ -20,7 +24,9 @@ import tensorflow as tf
 from slimhub import catalog
 from slimhub import checkpoints
 from slimhub import module_fn as module_fn_lib
+from slimhub import deterministic
 from slimhub import preprocessing
+from slimhub import provenance
 from slimhub.formats import atomic
 from slimhub.formats import tf1_hub
 from slimhub.formats import tf2_saved_model
@@ -40,6 +46,7 @@ class ExportResult:
   format: str
   options: module_fn_lib.ModuleOptions
   restore_summary: str
+  weights: provenance.Weights
 
 
 def _num_classes_from_checkpoint(net, shapes):
@@ -50,10 +57,15 @@ def _num_classes_from_checkpoint(net, shapes):
   return None
 
 
-def metadata(entry, kind, spec, options, plan):
-  """The slimhub metadata stored with every module (assets.extra)."""
+def metadata(entry, kind, spec, options, plan, weights):
+  """The slimhub metadata stored with every module (assets.extra); where
+  the weights come from comes first."""
   label_offset = 1 if options.num_classes == 1000 else 0
   return {
+      **weights.as_metadata(),
+      "published_checkpoint": (entry.source_checkpoint
+                               if weights.origin == provenance.PUBLISHED
+                               else None),
       "handle": entry.handle(kind, spec.version),
       "version": spec.version,
       "format": spec.format,
@@ -80,7 +92,6 @@ def metadata(entry, kind, spec, options, plan):
       "end_point_prefix": options.net.scope,
       "checkpoint": os.path.basename(plan.prefix),
       "restored_from_ema": plan.used_ema,
-      "training_note": entry.training_note,
       "slimhub_version": _slimhub_version(),
       "tensorflow_version": tf.__version__,
   }
@@ -134,7 +145,9 @@ def _check_quantization(entry, prefix, shapes):
         f"Checkpoint {prefix} is a float checkpoint (no */weights_quant/"
         f"{{min,max}} or */act_quant/{{min,max}} variables), but "
         f"{entry.name} is a quantops module: it needs the quantization-aware "
-        f"checkpoint {entry.source_checkpoint}")
+        f"checkpoint {os.path.basename(entry.checkpoint)} of "
+        f"{entry.tarball_url} (at {entry.checkpoint} in a checkpoint "
+        "directory)")
   if not entry.quantized and quant_ranges:
     quantops = f"{entry.name}/quantops"
     hint = (f"; export it as --net={quantops}" if quantops in
@@ -145,15 +158,40 @@ def _check_quantization(entry, prefix, shapes):
         f"{entry.name} is a float module{hint}")
 
 
+def identify_weights(entry, prefix, checkpoint_source=provenance.AUTO,
+                     training_note=""):
+  """The provenance.Weights of the checkpoint at `prefix`; raises
+  ExportError when checkpoint_source or training_note contradict it."""
+  try:
+    return provenance.identify(entry, deterministic.untrained_seed(prefix),
+                               checkpoint_source, training_note)
+  except provenance.ProvenanceError as error:
+    raise ExportError(f"Checkpoint {prefix}: {error}") from None
+
+
 def export_module(net, kind, version, checkpoint, export_dir, *,
                   overwrite=False, use_ema="auto", num_classes=None,
                   preprocessing_kind=None,
+                  checkpoint_source=provenance.AUTO, training_note="",
                   log: Optional[Callable[[str], None]] = None):
-  """Exports catalogue module `net`/`kind` at `version` to `export_dir`."""
+  """Exports catalogue module `net`/`kind` at `version` to `export_dir`.
+
+  checkpoint: a prefix or a directory holding one. overwrite: replace a
+  non-empty export_dir. use_ema: checkpoints.USE_EMA_CHOICES. num_classes,
+  preprocessing_kind: override what the checkpoint and catalogue say.
+  checkpoint_source: "published" states that the checkpoint is the
+  catalogue's published one, so that the metadata (and model card) cite its
+  training; by default ("auto") only slimhub's untrained marker is
+  recognised and other weights are unidentified. training_note: how
+  unidentified weights were trained, in the caller's words. log: called
+  with each progress line. Returns an ExportResult; raises ExportError,
+  with nothing written, when the request or checkpoint does not fit.
+  """
   log = log or (lambda message: None)
   entry, spec, options, prefix = prepare(
       net, kind, version, checkpoint, num_classes=num_classes,
       preprocessing_kind=preprocessing_kind)
+  weights = identify_weights(entry, prefix, checkpoint_source, training_note)
   try:
     atomic.check_target(export_dir, overwrite)
   except atomic.ExportDirError as error:
@@ -166,13 +204,17 @@ def export_module(net, kind, version, checkpoint, export_dir, *,
   except checkpoints.CheckpointError as error:
     raise ExportError(str(error)) from None
   log(plan.summary())
+  if weights.origin == provenance.UNTRAINED:
+    log(f"The weights are untrained (seed {weights.seed}); the metadata says "
+        "so.")
   with atomic.atomic_directory(export_dir, overwrite) as staging:
     write(staging)
-    _write_metadata(staging, metadata(entry, kind, spec, options, plan))
+    _write_metadata(staging,
+                    metadata(entry, kind, spec, options, plan, weights))
   log(f"Wrote {handle} to {os.path.abspath(export_dir)}")
   return ExportResult(export_dir=os.path.abspath(export_dir), handle=handle,
                       version=version, format=spec.format, options=options,
-                      restore_summary=plan.summary())
+                      restore_summary=plan.summary(), weights=weights)
 
 
 def tf1_meta_graphs(options):
@@ -241,5 +283,5 @@ def _write_metadata(directory, data):
   path = os.path.join(directory, METADATA_FILE)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path, "w") as f:
-    json.dump(data, f, indent=2, sort_keys=True)
+    json.dump(data, f, indent=2)
     f.write("\n")

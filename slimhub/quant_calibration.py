@@ -90,8 +90,4 @@ def write_checkpoint(net, image_size, seed, prefix):
   """Writes the calibrated checkpoint of quant `net` at `prefix`."""
   values = calibrated_values(net, image_size, seed)
   os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
-  names = sorted(values)
-  tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names,
-                    shape_and_slices=[""] * len(names),
-                    tensors=[tf.constant(values[name]) for name in names])
-  return prefix
+  return deterministic.write_values(values, seed, prefix)

@@ -23,16 +23,17 @@ TF_LOG_LINE = re.compile(r"^[IWEF]\d{4} [\d:.]+ +\d+ \S+\.cc:\d+\]|"
 # Each binary's own flags (others may be added; these must be listed).
 OWN_FLAGS = {
     "slimhub-export": ["net", "kind", "version", "checkpoint", "export_dir",
-                       "overwrite", "use_ema", "preprocessing"],
+                       "overwrite", "use_ema", "preprocessing",
+                       "checkpoint_source", "training_note"],
     "slimhub-catalog": ["json", "filter", "all"],
     "slimhub-make-checkpoint": ["net", "seed", "output", "checkpoint_dir"],
     "slimhub-verify": ["module_dir", "expect", "checkpoint", "against",
                        "json", "allow_ops", "max_bytes", "timeout", "jobs",
-                       "junit_xml"],
+                       "junit_xml", "checkpoint_dir"],
     "slimhub-regenerate": ["checkpoint_dir", "output_dir", "handles",
                            "versions", "jobs", "archive", "download",
                            "mirror_http_root", "mirror_hub_cache_dir",
-                           "allow_missing"],
+                           "allow_missing", "checkpoint_source"],
     "slimhub-fetch-checkpoint": ["net", "cache_dir", "base_url", "sha256",
                                  "timeout", "max_bytes", "extract_all",
                                  "print_sha256"],
@@ -71,6 +72,14 @@ def test_exactly_one_tensorflow_distribution():
   result = subprocess.run([sys.executable, "-c", probe], capture_output=True,
                           text=True, check=True)
   assert result.stdout.split()[-1] == "6.0"
+
+
+def test_tensorflow_hub_is_a_main_dependency():
+  """A plain `pip install .` can run the cards' hub.load / hub.KerasLayer
+  snippets: tensorflow-hub is required without any extra."""
+  main = [requirement for requirement in importlib.metadata.requires("slimhub")
+          if "extra ==" not in requirement]
+  assert "tensorflow-hub==0.16.1" in main, main
 
 
 @pytest.mark.parametrize("binary", sorted(OWN_FLAGS))

@@ -1,20 +1,33 @@
 """Model cards: tfhub.dev's documentation checks on every catalogue module,
-the section layout of each version, and the facts of Google's pages for
-pnasnet_large, nasnet_large and inception_v2."""
+the section layout of each version, the facts of Google's pages for
+pnasnet_large, nasnet_large and inception_v2, and what cards and metadata
+claim about untrained, unidentified and published weights."""
 
+import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
+import tensorflow as tf
 
 import tfhub_doc_checks
 from slimhub import catalog
+from slimhub import deterministic
+from slimhub import export
+from slimhub import provenance
+from slimhub.exporters import make_checkpoint
 from slimhub.regenerate import cards as model_cards
 
 # num_features of the architectures in the checks below (catalogue.md §3).
 _FEATURES = {"pnasnet_large": 4320, "nasnet_large": 4032, "inception_v2": 1024}
 
 
-def _facts(entry, kind, version, num_features=2048, num_classes=1001):
+def _facts(entry, kind, version, num_features=2048, num_classes=1001,
+           weights=None):
+  """Facts of a module built from the published checkpoint, unless
+  `weights` says otherwise."""
   spec = catalog.version_spec(entry, version)
   classify = kind == catalog.CLASSIFICATION
   return model_cards.ModuleFacts(
@@ -22,7 +35,10 @@ def _facts(entry, kind, version, num_features=2048, num_classes=1001):
       num_classes=num_classes if classify else None,
       label_offset=(1 if num_classes == 1000 else 0) if classify else None,
       image_size=entry.image_size, variable_size=spec.variable_size,
-      batch_norm_momentum=0.99 if spec.bn_hparams else 0.9997)
+      batch_norm_momentum=0.99 if spec.bn_hparams else 0.9997,
+      weights=weights or provenance.Weights(provenance.PUBLISHED,
+                                            note=entry.training_note),
+      checkpoint="model.ckpt")
 
 
 def _card(net, kind, version, **facts):
@@ -122,7 +138,7 @@ def test_nasnet_large_card_carries_googles_facts():
       "331x331 pixels", "`num_features` = 4032",
       "`nasnet-a_large_04_10_2017/model.ckpt`", "NASNet's pre-trained models",
       "keep probability of 0.7", "not scaled with the training steps",
-      "momentum (decay) of the original training, 0.9997"])
+      "momentum (decay) of the Slim training recipe, 0.9997"])
   assert "## Changelog" not in text
   later = _card("nasnet_large", "classification", 4)
   assert "#### Version 2" not in later
@@ -212,3 +228,148 @@ def test_quantops_cards_are_inference_only_with_tflite_and_changelog():
   _assert_all_in(text, ["over [-1.0005, 1.0005]", "#### Version 3",
                         "Widened the quantization range of the input image "
                         "by 0.05%", "hub/issues/109"])
+
+
+# What a card or metadata of weights that are not the published ones must
+# never say (catalogue cards of published checkpoints say all of it).
+TRAINING_CLAIMS = ("trained instance", "obtained by training",
+                   "trained on ImageNet", "ImageNet (ILSVRC-2012-CLS)",
+                   "dataset: imagenet", "original training",
+                   "classes of the original", "was trained with")
+BIN = os.path.dirname(sys.executable)
+V1, V2 = "mobilenet_v1_025_128", "mobilenet_v2_035_96"
+
+
+def _binary(name, *args):
+  result = subprocess.run([os.path.join(BIN, name), *args],
+                          capture_output=True, text=True, check=False)
+  assert result.returncode == 0, result.stdout + result.stderr
+  return result
+
+
+def _claims(text):
+  flat = " ".join(text.split())
+  return [claim for claim in TRAINING_CLAIMS
+          if re.search(rf"\b{re.escape(claim)}", flat)]
+
+
+def _without_marker(prefix, target):
+  """A copy of the checkpoint at `prefix` without slimhub's untrained
+  marker, at `target`: a checkpoint slimhub cannot identify."""
+  reader = tf.train.load_checkpoint(prefix)
+  names = sorted(set(reader.get_variable_to_shape_map())
+                 - {deterministic.UNTRAINED_MARKER})
+  os.makedirs(os.path.dirname(target), exist_ok=True)
+  tf.raw_ops.SaveV2(prefix=target, tensor_names=names,
+                    shape_and_slices=[""] * len(names),
+                    tensors=[reader.get_tensor(name) for name in names])
+  return target
+
+
+def _module_files(output, handle):
+  """(card text, metadata) of a regenerated module."""
+  with open(output / f"{handle}.md") as f:
+    card = f.read()
+  tfhub_doc_checks.check_card(card, output / f"{handle}.md", output)
+  with open(output / handle / export.METADATA_FILE) as f:
+    return card, json.load(f)
+
+
+@pytest.fixture(scope="module")
+def v2_checkpoints(tmp_path_factory):
+  """(checkpoint directory, marked prefix, unmarked prefix):
+  mobilenet_v2_035_96's deterministic checkpoint (seed 2), and a copy with
+  the marker stripped at the catalogue's path in the checkpoint directory."""
+  root = tmp_path_factory.mktemp("v2")
+  marked = make_checkpoint.make_checkpoint(V2, 2, str(root / "marked.ckpt"))
+  return root / "ckpts", marked, _without_marker(
+      marked, str(root / "ckpts" / catalog.find(V2).checkpoint))
+
+
+def test_cards_and_metadata_say_untrained_or_claim_nothing(
+    tmp_path, v2_checkpoints):
+  """One regeneration: a slimhub-make-checkpoint checkpoint gives a card and
+  metadata that say "untrained" with the seed and claim no training; an
+  unmarked checkpoint gives neither the note nor a claim."""
+  checkpoint_dir = v2_checkpoints[0]
+  _binary("slimhub-make-checkpoint", f"--net={V1}", "--seed=7",
+          f"--checkpoint_dir={checkpoint_dir}")
+  output = tmp_path / "out"
+  marked = f"google/imagenet/{V1}/feature_vector/1"
+  unmarked = f"google/imagenet/{V2}/classification/1"
+  _binary("slimhub-regenerate", f"--checkpoint_dir={checkpoint_dir}",
+          f"--output_dir={output}", "--versions=1", "--jobs=2",
+          f"--handles={V1}/feature_vector,{V2}/classification")
+
+  card, metadata = _module_files(output, marked)
+  lines = card.splitlines()
+  assert "UNTRAINED" in lines[1] and "seed 7" in lines[1]
+  headings = [line for line in lines if line.startswith("## ")]
+  assert headings[0] == "## Untrained weights"
+  assert "NOT trained" in card and "seed 7" in card.split("## Overview")[0]
+  assert not _claims(card), _claims(card)
+  assert list(metadata)[:3] == ["weights", "untrained_seed", "training_note"]
+  assert metadata["weights"] == "untrained"
+  assert metadata["untrained_seed"] == 7
+  assert metadata["training_note"].startswith("Untrained: ")
+  assert not _claims(json.dumps(metadata))
+  # The marker travelled with the checkpoint and stayed out of the module.
+  module_keys = {name for name, _ in tf.train.list_variables(
+      str(output / marked / "variables" / "variables"))}
+  assert deterministic.UNTRAINED_MARKER not in module_keys
+
+  card, metadata = _module_files(output, unmarked)
+  assert "untrained" not in card.lower()
+  assert "untrained" not in json.dumps(list(metadata.values())).lower()
+  assert not _claims(card), _claims(card)
+  assert "makes no claim about how they were trained" in " ".join(
+      card.split())
+  assert metadata["weights"] == "unidentified"
+  assert metadata["untrained_seed"] is None
+  assert metadata["training_note"] == ""
+  assert metadata["published_checkpoint"] is None
+
+
+def test_a_checkpoint_stated_published_keeps_the_training_text(
+    tmp_path, v2_checkpoints):
+  """checkpoint_source=published (slimhub-export --checkpoint_source): the
+  card cites the published checkpoint and its ImageNet training; a marked
+  checkpoint cannot be stated published."""
+  target = tmp_path / "module"
+  _, marked, unmarked = v2_checkpoints
+  export.export_module(V2, "classification", 1, unmarked,
+                       str(target), checkpoint_source="published")
+  with open(target / export.METADATA_FILE) as f:
+    metadata = json.load(f)
+  entry = catalog.find(V2)
+  assert metadata["weights"] == "published"
+  assert metadata["published_checkpoint"] == entry.source_checkpoint
+  card = model_cards.render(entry, "classification", 1,
+                            model_cards.ModuleFacts.from_metadata(metadata))
+  tfhub_doc_checks.check_card(card)
+  _assert_all_in(card, [
+      "ImageNet (ILSVRC-2012-CLS) classification with MobileNet V2",
+      "<!-- dataset: imagenet-ilsvrc-2012-cls -->", "a trained instance",
+      f"[`{entry.source_checkpoint}`]({entry.tarball_url})",
+      "obtained by training for image classification on ImageNet"])
+  assert "untrained" not in card.lower()
+  with pytest.raises(export.ExportError, match="contradicts the checkpoint: "
+                     "slimhub-make-checkpoint wrote it with untrained values "
+                     r"\(seed 2\)"):
+    export.identify_weights(entry, marked, "published")
+
+
+def test_training_note_describes_unidentified_weights():
+  entry = catalog.find(V2)
+  weights = provenance.identify(entry, None, training_note="Fine-tuned on "
+                                "flowers.")
+  text = model_cards.render(entry, "feature_vector", 5,
+                            _facts(entry, "feature_vector", 5,
+                                   weights=weights))
+  _assert_all_in(text, ["Fine-tuned on flowers.",
+                        "makes no claim about how they were trained"])
+  assert not _claims(text)
+  with pytest.raises(provenance.ProvenanceError, match="no published "
+                     "checkpoint for inaturalist/inception_v3"):
+    provenance.identify(catalog.find("inaturalist/inception_v3"), None,
+                        "published")

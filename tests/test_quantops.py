@@ -21,6 +21,7 @@ import hub015_env
 import reference_data
 import test_hub015
 from slimhub import catalog
+from slimhub import checkpoints
 from slimhub import deterministic
 from slimhub import image_size
 from slimhub import quant_calibration
@@ -283,7 +284,27 @@ def test_float_checkpoint_for_quantops_refused(reference_checkpoint,
   assert result.returncode != 0
   assert "is a float checkpoint" in result.stderr
   assert "quantops module" in result.stderr
+  # Where the checkpoint really is: the tarball holds the file at its top,
+  # a checkpoint directory holds it in the tarball's folder.
+  entry = catalog.find(STEMS[0])
+  assert (f"{entry.tarball_url} (at mobilenet_v1_0.25_128_quant/"
+          "mobilenet_v1_0.25_128_quant.ckpt in a checkpoint directory)"
+          ) in result.stderr
+  assert entry.tarball_url.endswith(
+      "/mobilenet_v1_2018_02_22/mobilenet_v1_0.25_128_quant.tgz")
   assert not target.exists()
+
+
+def test_restore_summary_counts_in_the_plural():
+  plan = checkpoints.RestorePlan(
+      prefix="model.ckpt", keys={"a/weights": "a/weights", "b": "b"},
+      ignored=("a/act_quant/a/act_quant/max/biased",
+               "a/act_quant/a/act_quant/max/local_step", "global_step",
+               "Logits/biases"), used_ema=False)
+  assert plan.summary() == (
+      "Using 2 checkpoint variables; ignoring 4 not needed by the module: "
+      "1 global_step, 1 not in the module (Logits/biases), "
+      "2 quantization range EMA helpers.")
 
 
 def test_quant_checkpoint_for_float_module_refused(quant_checkpoint,

@@ -404,8 +404,9 @@ def test_a_module_that_fails_verification_is_not_placed(
   export_from_checkpoint = export.export_module
   monkeypatch.setattr(
       export, "export_module",
-      lambda net, kind, version, checkpoint, export_dir:
-      export_from_checkpoint(net, kind, version, other, export_dir))
+      lambda net, kind, version, checkpoint, export_dir, **options:
+      export_from_checkpoint(net, kind, version, other, export_dir,
+                             **options))
   output = tmp_path / "out"
   options = regenerate_lib.Options(
       checkpoint_dir=str(checkpoint_dir), output_dir=str(output),

@@ -443,7 +443,8 @@ def test_binary_json_of_a_broken_module_and_against(exported_module,
   # The golden layout (named by the metadata) is checked by default.
   assert data["counts"] == {"pass": 20, "fail": 2, "skip": 2}
   for item in data["checks"]:
-    assert set(item) == {"id", "status", "detail", "lines"}
+    assert set(item) == {"id", "status", "detail", "lines", "seconds"}
+    assert item["seconds"] >= 0
   failed = [item for item in data["checks"] if item["status"] == "fail"]
   assert [item["id"] for item in failed] == ["tf1.image_module_info",
                                              "golden_layout"]

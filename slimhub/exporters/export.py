@@ -7,6 +7,11 @@ r"""slimhub-export: one catalogue module from a Slim checkpoint.
 Versions 1-3 are TF1 Hub modules (hub.Module), 4-5 TF2 SavedModels
 (hub.KerasLayer). The module lands exactly at --export_dir, atomically;
 nothing is written when the checkpoint does not fit the module.
+
+The module's metadata (and a model card made from it) cites the training of
+the catalogue's published checkpoint only with --checkpoint_source=published;
+a slimhub-make-checkpoint checkpoint is recognised as untrained, and any
+other is described by --training_note, if given, and otherwise not at all.
 """
 
 from absl import app
@@ -15,6 +20,7 @@ from absl import flags
 from slimhub import catalog
 from slimhub import checkpoints
 from slimhub import preprocessing
+from slimhub import provenance
 from slimhub.exporters import common
 
 _NET = flags.DEFINE_string(
@@ -40,6 +46,15 @@ _PREPROCESSING = flags.DEFINE_enum(
     "Override the catalogue's input scaling (inception: [-1,1]; vgg: "
     "x*255 - RGB means), e.g. for a resnet_v1 checkpoint retrained with "
     "inception preprocessing.")
+_CHECKPOINT_SOURCE = flags.DEFINE_enum(
+    "checkpoint_source", provenance.AUTO, provenance.CHECKPOINT_SOURCES,
+    "published: the checkpoint is the catalogue's published one (e.g. from "
+    "slimhub-fetch-checkpoint), so the metadata cites its training; auto: "
+    "recognise slimhub-make-checkpoint's untrained checkpoints and claim "
+    "nothing about others.")
+_TRAINING_NOTE = flags.DEFINE_string(
+    "training_note", "", "How the weights were trained, in your words, for "
+    "the metadata and model card (e.g. 'Fine-tuned on flowers').")
 
 flags.mark_flags_as_required(
     ["net", "kind", "version", "checkpoint", "export_dir"])
@@ -59,7 +74,8 @@ def main(argv):
         _NET.value, _KIND.value, _VERSION.value, _CHECKPOINT.value,
         _EXPORT_DIR.value, overwrite=_OVERWRITE.value,
         use_ema=_USE_EMA.value, preprocessing_kind=_PREPROCESSING.value,
-        log=print)
+        checkpoint_source=_CHECKPOINT_SOURCE.value,
+        training_note=_TRAINING_NOTE.value, log=print)
   except export_lib.ExportError as error:
     common.fail("slimhub-export", error)
 

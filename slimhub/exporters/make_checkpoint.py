@@ -11,6 +11,10 @@ weights_quant / act_quant ranges, calibrated on deterministic images, and
 the EMA helpers of a quantization-aware checkpoint
 (slimhub.quant_calibration). With --checkpoint_dir the checkpoint is
 written where the official tarball would extract it.
+
+Every checkpoint holds the variable slimhub/untrained_seed (the seed), so
+that a module exported from it, wherever the files are copied, says that
+its weights are untrained; no module restores it.
 """
 
 import os
@@ -19,9 +23,6 @@ from absl import app
 from absl import flags
 
 from slimhub import catalog
-from slimhub import deterministic
-from slimhub import net_graph
-from slimhub import quant_calibration
 from slimhub.exporters import common
 
 _NET = flags.DEFINE_string("net", None, "Catalogue net (see slimhub-catalog).")
@@ -48,9 +49,12 @@ def make_checkpoint(net, seed, prefix=None, checkpoint_dir=None):
     prefix = os.path.join(checkpoint_dir, entry.checkpoint)
   os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
   if entry.quantized:
+    from slimhub import quant_calibration  # pylint: disable=g-import-not-at-top
     from slimhub import slim_nets  # pylint: disable=g-import-not-at-top
     return quant_calibration.write_checkpoint(
         slim_nets.get(entry.net), entry.image_size, seed, prefix)
+  from slimhub import deterministic  # pylint: disable=g-import-not-at-top
+  from slimhub import net_graph  # pylint: disable=g-import-not-at-top
   return deterministic.write_checkpoint(
       net_graph.checkpoint_variables(entry), seed, prefix)
 

@@ -36,6 +36,7 @@ from absl import flags
 
 from slimhub import interrupts
 from slimhub.mirror import layout as mirror_lib
+from slimhub import provenance
 from slimhub.regenerate import fetch
 from slimhub.regenerate import files
 from slimhub.regenerate import plan as regenerate_lib
@@ -92,6 +93,14 @@ _MIRROR_HUB_CACHE_DIR = flags.DEFINE_string(
     "mirror_hub_cache_dir", None, "After the run, lay --output_dir out as "
     "this TFHUB_CACHE_DIR, as slimhub-mirror --hub_cache_dir does.")
 
+_CHECKPOINT_SOURCE = flags.DEFINE_enum(
+    "checkpoint_source", provenance.AUTO, provenance.CHECKPOINT_SOURCES,
+    "published: the "
+    "checkpoints in --checkpoint_dir are the catalogue's published ones "
+    "(e.g. from --download or slimhub-fetch-checkpoint), so the model cards "
+    "cite their training; auto: cards of slimhub-make-checkpoint checkpoints "
+    "say 'untrained', others claim no training.")
+
 flags.mark_flags_as_required(["checkpoint_dir", "output_dir"])
 
 
@@ -118,7 +127,8 @@ def main(argv):
       jobs=_JOBS.value, engine=_ENGINE.value, publisher=_PUBLISHER.value, archive=_ARCHIVE.value,
       tflite=_TFLITE.value,
       download=_DOWNLOAD.value, base_url=_BASE_URL.value,
-      max_bytes=_MAX_BYTES.value)
+      max_bytes=_MAX_BYTES.value,
+      checkpoint_source=_CHECKPOINT_SOURCE.value)
   log = lambda message: print(message, flush=True)
   try:
     outcomes = regenerate_lib.regenerate(options, log=log,

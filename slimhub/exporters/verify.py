@@ -6,6 +6,7 @@ r"""slimhub-verify: checks image modules against their contract, for CI.
       --checkpoint=ckpt/mobilenet_v1_0.25_128.ckpt --json
   slimhub-verify --module_dir=v3 --against=v2     # also diff two modules
   slimhub-verify --module_dir=out --jobs=2 --junit_xml=verify.xml  # a tree
+  slimhub-verify --module_dir=out --checkpoint_dir=ckpts  # + each checkpoint
   slimhub-verify --manifest=out/manifest.json      # files vs. their hashes
 
 Works on any TF1 Hub image module or TF2 reusable image SavedModel, made by
@@ -14,12 +15,15 @@ only after a static scan found nothing but image-module ops in them. Each
 module is verified in a child process killed after --timeout. A directory
 that holds modules below it (not itself one) is a tree: every module in it
 is verified. Exits 0 only if no check of any module failed (the --against
-diff does not count), 1 otherwise.
+diff does not count), 1 otherwise. With --json, an error is a JSON object
+too (schema slimhub-verify-error/1).
 """
 
+import contextlib
 import json
 import os
 import sys
+import tempfile
 
 from absl import app
 from absl import flags
@@ -37,6 +41,11 @@ _EXPECT = flags.DEFINE_string(
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "Slim checkpoint (prefix or directory) whose net's "
     "outputs the module must reproduce.")
+_CHECKPOINT_DIR = flags.DEFINE_string(
+    "checkpoint_dir", None, "A directory of catalogue checkpoints laid out "
+    "as slimhub-regenerate reads them (e.g. mobilenet_v1_0.25_128/"
+    "mobilenet_v1_0.25_128.ckpt): each module's outputs must reproduce its "
+    "own catalogue checkpoint's, for one module or a tree.")
 _AGAINST = flags.DEFINE_string(
     "against", None, "Another module to diff signatures, layout and "
     "metadata with.")
@@ -67,27 +76,42 @@ _MANIFEST = flags.DEFINE_string(
 
 PROGRAM = "slimhub-verify"
 TREE_SCHEMA = "slimhub-verify-tree/1"
+ERROR_SCHEMA = "slimhub-verify-error/1"
+
+flags.mark_flags_as_mutual_exclusive(["checkpoint", "checkpoint_dir"])
 
 
-def _options(runner):
+def _fail(message):
+  """Exits 1 with `message`: a JSON object on stdout with --json, else the
+  usual error line."""
+  if _JSON.value:
+    print(json.dumps({"schema": ERROR_SCHEMA, "passed": False,
+                      "error": str(message)}, indent=2))
+    sys.exit(1)
+  common.fail(PROGRAM, message)
+
+
+def _options(runner, reference_cache=None):
   return runner.Options(expect=_EXPECT.value, checkpoint=_CHECKPOINT.value,
+                        checkpoint_dir=_CHECKPOINT_DIR.value,
                         against=_AGAINST.value,
                         allow_ops=tuple(_ALLOW_OPS.value),
-                        max_bytes=_MAX_BYTES.value)
+                        max_bytes=_MAX_BYTES.value,
+                        reference_cache=reference_cache)
 
 
-def _write_junit(runner, suites):
+def _write_junit(runner, outcomes):
   if _JUNIT_XML.value:
     from slimhub.formats import atomic  # pylint: disable=g-import-not-at-top
-    atomic.write_file(_JUNIT_XML.value, runner.junit_xml(suites))
+    atomic.write_file(_JUNIT_XML.value, runner.junit_xml(outcomes))
 
 
 def _verify_one(runner, module_dir):
   outcome = runner.verify_in_child(module_dir, _options(runner),
                                    _TIMEOUT.value or None)
   if outcome.error:
-    common.fail(PROGRAM, outcome.error)
-  _write_junit(runner, [(module_dir, outcome.report)])
+    _fail(outcome.error)
+  _write_junit(runner, [(module_dir, outcome)])
   print(json.dumps(outcome.report, indent=2) if _JSON.value else outcome.table)
   return outcome.passed
 
@@ -117,18 +141,26 @@ def _summary(root, outcomes):
 def _verify_tree(runner, root, module_dirs):
   for flag in (_EXPECT, _CHECKPOINT, _AGAINST):
     if flag.value and not (flag is _EXPECT and flag.value == "none"):
-      common.fail(PROGRAM, f"--{flag.name} names one module; {root} holds "
-                  f"{len(module_dirs)} (each module's slimhub metadata names "
-                  "its golden layout)")
+      hint = ("pass --checkpoint_dir to check each module against its "
+              "catalogue checkpoint" if flag is _CHECKPOINT else
+              "each module's slimhub metadata names its golden layout")
+      _fail(f"--{flag.name} names one module; {root} holds "
+            f"{len(module_dirs)} ({hint})")
 
   def progress(outcome):
     verdict = "pass" if outcome.passed else "FAIL"
     print(f"{verdict} {os.path.relpath(outcome.module_dir, root)}",
           file=sys.stderr, flush=True)
 
-  outcomes = runner.verify_all(module_dirs, _options(runner),
-                               _TIMEOUT.value or None, _JOBS.value, progress)
-  _write_junit(runner, [(os.path.relpath(o.module_dir, root), o.report)
+  with contextlib.ExitStack() as stack:
+    # The Slim net's outputs on a checkpoint, computed by the first of its
+    # modules for the others.
+    cache = (stack.enter_context(tempfile.TemporaryDirectory(
+        prefix="slimhub-verify-slim-")) if _CHECKPOINT_DIR.value else None)
+    outcomes = runner.verify_all(module_dirs, _options(runner, cache),
+                                 _TIMEOUT.value or None, _JOBS.value,
+                                 progress)
+  _write_junit(runner, [(os.path.relpath(o.module_dir, root), o)
                         for o in outcomes])
   passed = all(outcome.passed for outcome in outcomes)
   if _JSON.value:
@@ -143,11 +175,19 @@ def _verify_tree(runner, root, module_dirs):
   return passed
 
 
+def _usage_error(message):
+  if _JSON.value:
+    _fail(message)
+  raise app.UsageError(message)
+
+
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    _usage_error(f"Unexpected arguments: {' '.join(argv[1:])}")
   if not _MODULE_DIR.value and not _MANIFEST.value:
-    raise app.UsageError("--module_dir or --manifest is required")
+    _usage_error("--module_dir or --manifest is required")
+  if _CHECKPOINT_DIR.value and not os.path.isdir(_CHECKPOINT_DIR.value):
+    _fail(f"--checkpoint_dir={_CHECKPOINT_DIR.value} is not a directory")
   passed = True
   if _MANIFEST.value:
     from slimhub.regenerate import manifest  # pylint: disable=g-import-not-at-top
@@ -156,7 +196,7 @@ def main(argv):
     try:
       passed = manifest.report_tree(_MANIFEST.value, _MODULE_DIR.value, out)
     except manifest.ManifestError as error:
-      common.fail(PROGRAM, error)
+      _fail(error)
   if _MODULE_DIR.value:
     from slimhub.verify import runner  # pylint: disable=g-import-not-at-top
     root = _MODULE_DIR.value

@@ -151,7 +151,8 @@ def build(task):
   check_replaceable(final.module, entry.handle(kind, version))
   staged = ModulePaths.of(task["work_dir"], "module")
   export.export_module(entry.name, kind, version, task["checkpoint"],
-                       staged.module)
+                       staged.module,
+                       checkpoint_source=task["checkpoint_source"])
   with open(os.path.join(staged.module, export.METADATA_FILE)) as f:
     metadata = json.load(f)
   verification = verify_module(staged.module, entry, kind, version,

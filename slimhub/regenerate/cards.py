@@ -9,7 +9,12 @@ metadata, then Overview / Training / Usage / Fine-tuning / Changelog, with
 What a card says comes from the catalogue (entry, version rules), from the
 architecture table below (papers, cells, filters, checkpoint pages) and from
 the built module's own metadata (feature and class counts, input size,
-batch norm momentum), so it describes the module that was actually written.
+batch norm momentum, where the weights come from), so it describes the
+module that was actually written.
+
+Only a card of the catalogue's published checkpoint (provenance.PUBLISHED)
+cites a training and its dataset. Untrained weights are announced in the
+first section; unidentified weights get no claim (docs/cards.md).
 """
 
 import dataclasses
@@ -17,6 +22,7 @@ import textwrap
 from typing import Optional
 
 from slimhub import catalog
+from slimhub import provenance
 
 TFHUB_URL = "https://tfhub.dev"
 LABELS_URL = ("https://storage.googleapis.com/download.tensorflow.org/data/"
@@ -309,6 +315,8 @@ class ModuleFacts:
   image_size: int
   variable_size: bool
   batch_norm_momentum: Optional[float]
+  weights: provenance.Weights
+  checkpoint: str = ""
 
   @classmethod
   def from_metadata(cls, metadata):
@@ -317,7 +325,9 @@ class ModuleFacts:
                label_offset=metadata["label_offset"],
                image_size=metadata["default_image_size"][0],
                variable_size=metadata["variable_input_size"],
-               batch_norm_momentum=metadata["batch_norm_momentum_default"])
+               batch_norm_momentum=metadata["batch_norm_momentum_default"],
+               weights=provenance.Weights.from_metadata(metadata),
+               checkpoint=metadata.get("checkpoint") or "")
 
 
 def display_name(entry):
@@ -330,12 +340,13 @@ def display_name(entry):
   return f"{name} (depth multiplier {entry.depth_multiplier})"
 
 
-def metadata_lines(entry, kind, version):
-  """The <!-- key: value --> lines, in the order of Google's v5 pages."""
+def metadata_lines(entry, kind, version, trained):
+  """The <!-- key: value --> lines, in the order of Google's v5 pages;
+  `trained`: the weights are the published ones, trained on the dataset."""
   spec = catalog.version_spec(entry, version)
   internal = version == 5 and entry.versions[0] != 5
-  lines = [("asset-path", "internal" if internal else "legacy"),
-           ("dataset", _DATASETS[entry.collection][0]),
+  dataset = [("dataset", _DATASETS[entry.collection][0])] if trained else []
+  lines = [("asset-path", "internal" if internal else "legacy"), *dataset,
            ("fine-tunable", "false" if entry.quantized else "true"),
            ("format", FORMATS[spec.format]),
            ("task", TASKS[kind])]
@@ -345,12 +356,19 @@ def metadata_lines(entry, kind, version):
   return [f"<!-- {key}: {value} -->" for key, value in lines]
 
 
-def _description(entry, kind):
+def _description(entry, kind, weights):
   dataset = _DATASETS[entry.collection][1]
-  if kind == catalog.FEATURE_VECTOR:
-    return (f"Feature vectors of images with {display_name(entry)} trained "
-            f"on {dataset}.")
-  return f"{dataset} classification with {display_name(entry)}."
+  name = display_name(entry)
+  if weights.origin == provenance.PUBLISHED:
+    if kind == catalog.FEATURE_VECTOR:
+      return f"Feature vectors of images with {name} trained on {dataset}."
+    return f"{dataset} classification with {name}."
+  what = ("Feature vectors of images" if kind == catalog.FEATURE_VECTOR
+          else "Image classification")
+  if weights.origin == provenance.UNTRAINED:
+    return (f"{what} with {name}, UNTRAINED: deterministic weights from seed "
+            f"{weights.seed}, for testing only.")
+  return f"{what} with {name}."
 
 
 def _paragraphs(*paragraphs):
@@ -391,6 +409,8 @@ class _Card:
     self.architecture = ARCHITECTURES[entry.architecture]
     self.checkpoint_sha256 = checkpoint_sha256
     self.classify = kind == catalog.CLASSIFICATION
+    self.weights = facts.weights
+    self.trained = self.weights.origin == provenance.PUBLISHED
 
   def sibling(self):
     other = (catalog.FEATURE_VECTOR if self.classify
@@ -402,8 +422,23 @@ class _Card:
     if self.classify:
       return (f"To turn images into feature vectors only, use {link} "
               "instead and save the space of the classification layer.")
+    if not self.trained:
+      return (f"For the full network with its classification layer, use "
+              f"{link} instead.")
     return (f"For the full network with the classification it was trained "
             f"for, use {link} instead.")
+
+  def untrained_section(self):
+    """The first section of a card of untrained weights, so that no reader
+    mistakes the module for a model."""
+    if self.weights.origin != provenance.UNTRAINED:
+      return ""
+    return (f"## Untrained weights\n\nThe weights of this {self.module} are "
+            "NOT trained: slimhub-make-checkpoint derived them from each "
+            "variable's name and shape with seed "
+            f"{self.weights.seed}. The {self.module} computes the network's "
+            "graph, but its outputs mean nothing; use it to test a pipeline, "
+            "never to classify or describe images.")
 
   def format_section(self):
     if self.tf2:
@@ -423,12 +458,19 @@ class _Card:
     build = self.architecture.build.format(
         slim=self.entry.net, depth=self.entry.depth_multiplier,
         size=self.facts.image_size)
-    packaged = (f"[image classification]({_SIGNATURES_DOC}#classification) "
-                "that the network was trained on" if self.classify else
-                "[feature vectors of images]"
+    packaged = (f"[image classification]({_SIGNATURES_DOC}#classification)"
+                if self.classify else "[feature vectors of images]"
                 f"({_SIGNATURES_DOC}#feature-vector)")
-    contents = (f"This {self.module} contains a trained instance of the "
-                f"network, packaged for {packaged}. {self.sibling()}")
+    if self.trained:
+      instance = "a trained instance of the network"
+      if self.classify:
+        packaged += " that the network was trained on"
+    elif self.weights.origin == provenance.UNTRAINED:
+      instance = "an untrained instance of the network (see above)"
+    else:
+      instance = "an instance of the network"
+    contents = (f"This {self.module} contains {instance}, packaged for "
+                f"{packaged}. {self.sibling()}")
     return "## Overview\n\n" + _paragraphs(*background, build,
                                             self._quantization_note(),
                                             contents.strip())
@@ -437,8 +479,11 @@ class _Card:
     if not self.entry.quantized:
       return ""
     low, high = self.spec.input_quant_range
-    return ("The network was trained with quantization-aware training "
-            "(`tf.contrib.quantize`). This module computes what its eval "
+    origin = ("The network was trained with quantization-aware training "
+              "(`tf.contrib.quantize`)." if self.trained else
+              "The network is the graph of quantization-aware training "
+              "(`tf.contrib.quantize`).")
+    return (f"{origin} This module computes what its eval "
             "graph computed: batch normalization folded into the "
             "convolutions, 8-bit fake quantization of the weights and of "
             "every activation, and of the input image after scaling to "
@@ -454,25 +499,39 @@ class _Card:
             f"with\n\n```\nslimhub-tflite --module_dir={self.version} "
             "--output=model.tflite\n```")
 
-  def training(self):
-    entry = self.entry
+  def _origin(self):
+    """What the card can say about where the weights come from."""
+    entry, weights = self.entry, self.weights
+    if weights.origin == provenance.UNTRAINED:
+      return (f"None: the weights are deterministic values from seed "
+              f"{weights.seed}, not the result of any training.")
+    if weights.origin == provenance.UNIDENTIFIED:
+      named = f" `{self.facts.checkpoint}`" if self.facts.checkpoint else ""
+      known = ("It was not identified as the catalogue's published "
+               "checkpoint" if entry.source_checkpoint else
+               "The catalogue names no published checkpoint for this module")
+      return (f"The weights come from the checkpoint{named}. {known}, and "
+              "this card makes no claim about how they were trained.")
     if entry.source_checkpoint:
       text, link = self.architecture.weights_page
-      origin = (f"The checkpoint exported into this {self.module} is "
-                f"`{entry.source_checkpoint}` from [{text}]({link}). Its "
-                "weights were obtained by training for image classification "
-                f"on {_DATASETS[entry.collection][1]}.")
-    else:
-      origin = "Google published no checkpoint for these weights."
-    provenance = ""
+      return (f"The checkpoint exported into this {self.module} is "
+              f"[`{entry.source_checkpoint}`]({entry.tarball_url}) from "
+              f"[{text}]({link}). Its "
+              "weights were obtained by training for image classification "
+              f"on {_DATASETS[entry.collection][1]}.")
+    return "Google published no checkpoint for these weights."
+
+  def training(self):
+    note = "" if self.weights.origin == provenance.UNTRAINED else (
+        self.weights.note)
+    hashed = ""
     if self.checkpoint_sha256:
       import slimhub  # pylint: disable=g-import-not-at-top
-      provenance = (f"slimhub {slimhub.__version__} regenerated this "
-                    f"{self.module} from a checkpoint whose files hash to "
-                    f"SHA-256 `{self.checkpoint_sha256}`; the `manifest.json` "
-                    "of the regeneration lists the hash of every file.")
-    return "## Training\n\n" + _paragraphs(origin, entry.training_note,
-                                            provenance)
+      hashed = (f"slimhub {slimhub.__version__} regenerated this "
+                f"{self.module} from a checkpoint whose files hash to "
+                f"SHA-256 `{self.checkpoint_sha256}`; the `manifest.json` "
+                "of the regeneration lists the hash of every file.")
+    return "## Training\n\n" + _paragraphs(self._origin(), note, hashed)
 
   def _input_note(self):
     size = f"{self.facts.image_size} x {self.facts.image_size}"
@@ -489,9 +548,14 @@ class _Card:
 
   def _labels_note(self):
     facts = self.facts
-    text = (f"The indices into the logits are the `num_classes` = "
-            f"{facts.num_classes} classes of the original training; "
-            f"[ImageNetLabels.txt]({LABELS_URL}) maps them to labels")
+    if self.trained:
+      text = (f"The indices into the logits are the `num_classes` = "
+              f"{facts.num_classes} classes of the original training; "
+              f"[ImageNetLabels.txt]({LABELS_URL}) maps them to labels")
+    else:
+      text = (f"The logits have `num_classes` = {facts.num_classes} entries, "
+              "laid out as in the Slim checkpoints of this net; where those "
+              f"are ImageNet's, [ImageNetLabels.txt]({LABELS_URL}) names them")
     if facts.label_offset:
       return (text + ". This checkpoint has no \"background\" class: logit "
               f"*i* is line *i+{facts.label_offset}* of that file.")
@@ -563,8 +627,8 @@ class _Card:
     if not self.architecture.batch_norm:
       return ""
     if not self.spec.bn_hparams:
-      return (f"Batch normalization keeps the momentum (decay) of the "
-              f"original training, {momentum}; from version 3 on it "
+      return (f"Batch normalization keeps the momentum (decay) of the Slim "
+              f"training recipe, {momentum}; from version 3 on it "
               f"defaults to {catalog.FINE_TUNING_BN_MOMENTUM} and can be "
               "set by the caller.")
     text = (f"The momentum (decay) of batch norm's moving averages defaults "
@@ -590,11 +654,11 @@ class _Card:
     if keep_prob is None:
       return ""
     if keep_prob == 1.0:
-      return ("This size of the network was trained without NASNet path "
-              "dropout (keep probability 1.0), so fine-tuning has none "
-              "either.")
+      return ("The Slim training recipe of this size of the network has no "
+              "NASNet path dropout (keep probability 1.0), so fine-tuning "
+              "has none either.")
     return ("NASNet path dropout stays at the final (maximal) rate of the "
-            f"original training, a keep probability of {keep_prob}; it is "
+            f"Slim training recipe, a keep probability of {keep_prob}; it is "
             "not scaled with the training steps of fine-tuning.")
 
   def fine_tuning(self):
@@ -635,9 +699,11 @@ def render(entry, kind, version, facts, publisher="google",
            checkpoint_sha256=None):
   """The Markdown model card of `entry` as `kind` at `version`."""
   card = _Card(entry, kind, version, facts, publisher, checkpoint_sha256)
-  head = "\n".join([f"# Module {card.handle}", _description(entry, kind), ""]
-                   + metadata_lines(entry, kind, version))
-  sections = [card.format_section(), card.overview(), card.training(),
+  head = "\n".join([f"# Module {card.handle}",
+                    _description(entry, kind, facts.weights), ""]
+                   + metadata_lines(entry, kind, version, card.trained))
+  sections = [card.untrained_section(), card.format_section(),
+              card.overview(), card.training(),
               card.usage(), card.fine_tuning(), card.changelog()]
   return "\n\n".join([head] + [_wrap(section) for section in sections
                                 if section]) + "\n"

@@ -32,6 +32,7 @@ from typing import Optional
 import slimhub
 from slimhub import catalog
 from slimhub import interrupts
+from slimhub import provenance
 from slimhub.regenerate import fetch
 from slimhub.regenerate import files
 from slimhub.regenerate import manifest as manifest_lib
@@ -61,6 +62,9 @@ class Options:
   versions: versions to build; empty selects all published ones.
   download: fetch missing checkpoints (from `base_url` if given, each
     tarball bounded by `max_bytes`, default fetch.default_max_bytes).
+  checkpoint_source: "published" states that the checkpoints are the
+    catalogue's published ones, so that cards cite their training
+    (provenance.CHECKPOINT_SOURCES).
   """
   checkpoint_dir: str
   output_dir: str
@@ -74,6 +78,7 @@ class Options:
   download: bool = False
   base_url: Optional[str] = None
   max_bytes: Optional[int] = None
+  checkpoint_source: str = provenance.AUTO
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,11 +157,14 @@ def _locate(entry, options, log):
 
 
 def _build_options(options):
-  """The options a module's files depend on; tflite only when asked, so that
-  manifests written before it existed stay up to date."""
+  """The options a module's files depend on; tflite and checkpoint_source
+  only when asked, so that manifests written before they existed stay up to
+  date."""
   chosen = {"publisher": options.publisher, "archive": options.archive}
   if options.tflite:
     chosen["tflite"] = True
+  if options.checkpoint_source != provenance.AUTO:
+    chosen["checkpoint_source"] = options.checkpoint_source
   return chosen
 
 
@@ -202,6 +210,7 @@ def plan(options, manifest, work_dir, log=print):
             "inputs": inputs, "output_dir": options.output_dir,
             "publisher": options.publisher, "archive": options.archive,
             "tflite": options.tflite,
+            "checkpoint_source": options.checkpoint_source,
             # Slim outputs of a checkpoint, shared by its modules' checks.
             "reference_cache": files.join(work_dir, "slim-outputs"),
             "work_dir": files.join(work_dir, str(len(jobs)))}

@@ -10,6 +10,7 @@ also skipped when a guard check (the security checks) did not pass.
 """
 
 import dataclasses
+import time
 from typing import Callable, Sequence
 
 PASS = "pass"
@@ -32,15 +33,17 @@ class Skipped(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class Result:
-  """The outcome of one check. lines: further detail, e.g. each difference."""
+  """The outcome of one check. lines: further detail, e.g. each difference;
+  seconds: how long the check ran (JUnit's testcase time)."""
   id: str
   status: str
   detail: str
   lines: tuple = ()
+  seconds: float = 0.0
 
   def as_json(self):
     return {"id": self.id, "status": self.status, "detail": self.detail,
-            "lines": list(self.lines)}
+            "lines": list(self.lines), "seconds": round(self.seconds, 3)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +90,7 @@ def run(checks: Sequence[Check], context, guards=None):
   results = {}
   for check_ in checks:
     reason = _blocked(check_, results, guards or {})
+    started = time.monotonic()
     if reason:
       result = Result(check_.id, SKIP, reason)
     else:
@@ -102,7 +106,8 @@ def run(checks: Sequence[Check], context, guards=None):
       except Exception as error:  # pylint: disable=broad-except
         # Whatever a module makes TensorFlow raise is a finding to report.
         result = Result(check_.id, FAIL, f"error: {_error_line(error)}")
-    results[check_.id] = result
+    results[check_.id] = dataclasses.replace(
+        result, seconds=time.monotonic() - started)
   return list(results.values())
 
 

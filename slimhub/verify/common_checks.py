@@ -109,8 +109,10 @@ def _module_default(context, images):
 
 @check("checkpoint_parity", needs=("variables.readable",), loads=True)
 def checkpoint_parity(context):
-  """The module's default output equals the Slim net restored from --checkpoint,
-  on the same images."""
+  """The module's default output equals the Slim net restored from --checkpoint
+  (or the module's checkpoint in --checkpoint_dir), on the same images."""
+  if context.checkpoint_problem:
+    raise Failed(context.checkpoint_problem)
   if not context.checkpoint:
     raise Skipped("no --checkpoint")
   expectation = context.expectation

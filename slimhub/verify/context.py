@@ -15,15 +15,18 @@ class Context:
   """The verification of one module.
 
   expect: (entry, kind, version) of --expect, or None. identity_problems:
-  contradictions found while resolving the expectation. allow_ops: op types
-  allowed beyond the allowlist; max_bytes: the size limit. Sessions and the
-  loaded TF2 object are created on first use and shared by the checks.
+  contradictions found while resolving the expectation.
+  checkpoint_problem: why the module has no checkpoint in --checkpoint_dir.
+  allow_ops: op types allowed beyond the allowlist; max_bytes: the size
+  limit. Sessions and the loaded TF2 object are created on first use and
+  shared by the checks.
   """
   module: object
   expectation: expectations.Expectation
   identity_problems: list
   expect: Optional[tuple] = None
   checkpoint: Optional[str] = None
+  checkpoint_problem: Optional[str] = None
   golden_root: str = golden.GOLDEN_DIR
   reference_cache: Optional[str] = None
   allow_ops: frozenset = frozenset()

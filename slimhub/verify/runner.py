@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from xml.etree import ElementTree
 
 from slimhub.verify import security
@@ -35,16 +36,20 @@ class Options:
   against: str = None
   allow_ops: tuple = ()
   max_bytes: int = security.DEFAULT_MAX_BYTES
+  checkpoint_dir: str = None
+  reference_cache: str = None
 
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
   """One module's verification: its report as documented JSON and as the
-  table, or error: the request could not be verified (bad --expect)."""
+  table, or error: the request could not be verified (bad --expect);
+  seconds: the child process's wall time."""
   module_dir: str
   report: dict = None
   table: str = ""
   error: str = ""
+  seconds: float = 0.0
 
   @property
   def passed(self):
@@ -64,18 +69,18 @@ def find_modules(root):
   return sorted(found)
 
 
-def _failed(module_dir, check_id, detail):
+def _failed(module_dir, check_id, detail, seconds):
   """The Outcome of one failed check, in the documented JSON schema and as
   the table."""
   report = {"schema": "slimhub-verify/1", "module_dir": module_dir,
             "format": None, "passed": False,
             "counts": {"pass": 0, "fail": 1, "skip": 0}, "expectation": None,
             "checks": [{"id": check_id, "status": "fail", "detail": detail,
-                        "lines": []}],
+                        "lines": [], "seconds": round(seconds, 3)}],
             "against": None}
   table = (f"slimhub-verify {module_dir}\n\nFAIL  {check_id}  {detail}\n\n"
            f"FAILED: 1 of 1 checks failed ({check_id}); 0 skipped.")
-  return Outcome(module_dir, report, table)
+  return Outcome(module_dir, report, table, seconds=seconds)
 
 
 def _last_line(text):
@@ -86,6 +91,8 @@ def _last_line(text):
 def verify_in_child(module_dir, options, timeout):
   """The Outcome of verifying `module_dir` in a child process; timeout in
   seconds (None: no limit)."""
+  started = time.monotonic()
+  elapsed = lambda: time.monotonic() - started
   with tempfile.TemporaryDirectory(prefix="slimhub-verify-") as scratch:
     request = os.path.join(scratch, "request.json")
     result = os.path.join(scratch, "result.json")
@@ -104,15 +111,15 @@ def verify_in_child(module_dir, options, timeout):
         raise
       detail = (f"killed after {timeout:g} s (--timeout): the verification "
                 "did not finish")
-      return _failed(module_dir, TIMEOUT, detail)
+      return _failed(module_dir, TIMEOUT, detail, elapsed())
     if child.returncode != 0 or not os.path.exists(result):
       detail = (f"the verifying process ended with status "
                 f"{child.returncode}: {_last_line(stderr)}")
-      return _failed(module_dir, CRASHED, detail)
+      return _failed(module_dir, CRASHED, detail, elapsed())
     with open(result) as f:
       data = json.load(f)
   return Outcome(module_dir, data.get("report"), data.get("table", ""),
-                 data.get("error", ""))
+                 data.get("error", ""), elapsed())
 
 
 def verify_all(module_dirs, options, timeout, jobs=1, progress=None):
@@ -130,26 +137,53 @@ def verify_all(module_dirs, options, timeout, jobs=1, progress=None):
   return [outcomes[d] for d in module_dirs]
 
 
-def junit_xml(suites):
-  """JUnit XML text of [(suite name, report JSON)]: one <testsuite> per
-  module, one <testcase> per check; a failure's message is the check's
-  detail, its text the further lines; skipped checks are <skipped/>."""
+# Checks that report the verification itself dying, not a finding: JUnit
+# <error>s rather than <failure>s.
+_ERRORS = (TIMEOUT, CRASHED)
+
+
+def _seconds(value):
+  return f"{value:.3f}"
+
+
+def junit_xml(outcomes):
+  """JUnit XML text of [(suite name, Outcome)]: one <testsuite> per module,
+  one <testcase> per check with its time; a failure's message is the
+  check's detail, its text the further lines; skipped checks are
+  <skipped/>, a killed or crashed verification an <error>. Suites carry
+  their counts and the child's wall time, <testsuites> the totals."""
   root = ElementTree.Element("testsuites", name="slimhub-verify")
-  for name, report in suites:
-    counts = report["counts"]
+  totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
+  total_seconds = 0.0
+  for name, outcome in outcomes:
+    items = outcome.report["checks"]
+    counts = {"tests": len(items),
+              "failures": sum(i["status"] == "fail" and i["id"] not in _ERRORS
+                              for i in items),
+              "errors": sum(i["status"] == "fail" and i["id"] in _ERRORS
+                            for i in items),
+              "skipped": sum(i["status"] == "skip" for i in items)}
     suite = ElementTree.SubElement(
-        root, "testsuite", name=name, tests=str(len(report["checks"])),
-        failures=str(counts["fail"]), skipped=str(counts["skip"]),
-        errors="0")
-    for item in report["checks"]:
+        root, "testsuite", name=name,
+        **{key: str(value) for key, value in counts.items()},
+        time=_seconds(outcome.seconds))
+    for item in items:
       case = ElementTree.SubElement(suite, "testcase", name=item["id"],
-                                    classname=name)
+                                    classname=name,
+                                    time=_seconds(item.get("seconds", 0.0)))
       if item["status"] == "fail":
-        failure = ElementTree.SubElement(case, "failure",
-                                         message=item["detail"])
-        failure.text = "\n".join(item["lines"] or [item["detail"]])
+        element = ElementTree.SubElement(
+            case, "error" if item["id"] in _ERRORS else "failure",
+            message=item["detail"])
+        element.text = "\n".join(item["lines"] or [item["detail"]])
       elif item["status"] == "skip":
         ElementTree.SubElement(case, "skipped", message=item["detail"])
+    for key, value in counts.items():
+      totals[key] += value
+    total_seconds += outcome.seconds
+  for key, value in totals.items():
+    root.set(key, str(value))
+  root.set("time", _seconds(total_seconds))
   ElementTree.indent(root)
   return ElementTree.tostring(root, encoding="unicode",
                               xml_declaration=True) + "\n"
@@ -167,7 +201,9 @@ def _child(request_path, result_path):
     result = verifier.verify(
         request["module_dir"], expect=request["expect"],
         checkpoint=request["checkpoint"], against=request["against"],
-        allow_ops=request["allow_ops"], max_bytes=request["max_bytes"])
+        allow_ops=request["allow_ops"], max_bytes=request["max_bytes"],
+        checkpoint_dir=request["checkpoint_dir"],
+        reference_cache=request["reference_cache"])
     data = {"report": report.as_json(result), "table": report.table(result)}
   except verifier.VerifyError as error:
     data = {"error": str(error)}

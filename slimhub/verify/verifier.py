@@ -13,8 +13,11 @@ that would load or run the module is not run when a security check failed.
 
 import dataclasses
 import os
+import time
 from typing import Optional
 
+from slimhub import catalog
+from slimhub import checkpoints
 from slimhub.verify import checks
 from slimhub.verify import common_checks
 from slimhub.verify import context as context_lib
@@ -105,6 +108,32 @@ def _catalogued(expectation):
   return named if same else None
 
 
+def _catalogue_checkpoint(checkpoint_dir, expectation, expected=None):
+  """(checkpoint prefix, None) of the module's catalogue checkpoint inside
+  `checkpoint_dir`, laid out as slimhub-regenerate reads it
+  (catalog.Entry.checkpoint); or (None, why there is none). The module is
+  the `expected` (entry, kind, version), else the one its metadata names."""
+  if expected:
+    entry = expected[0]
+  elif expectation.handle and expectation.source == expectations.METADATA:
+    try:
+      entry = catalog.find(expectation.handle)
+    except KeyError:
+      return None, (f"--checkpoint_dir: the metadata's {expectation.handle} "
+                    "is not in this slimhub's catalogue")
+  else:
+    return None, ("--checkpoint_dir: no slimhub metadata names the module's "
+                  "catalogue net (pass --expect)")
+  if not entry.checkpoint:
+    return None, (f"--checkpoint_dir: the catalogue names no checkpoint for "
+                  f"{entry.name}")
+  path = os.path.join(checkpoint_dir, entry.checkpoint)
+  try:
+    return checkpoints.resolve_prefix(path), None
+  except checkpoints.CheckpointError as error:
+    return None, f"--checkpoint_dir: {error}"
+
+
 def _read_other(against):
   try:
     return reading.read(against)
@@ -114,12 +143,15 @@ def _read_other(against):
 
 def verify(module_dir, expect=None, checkpoint=None, against=None,
            golden_root=golden.GOLDEN_DIR, allow_ops=(),
-           max_bytes=security.DEFAULT_MAX_BYTES, reference_cache=None):
+           max_bytes=security.DEFAULT_MAX_BYTES, reference_cache=None,
+           checkpoint_dir=None):
   """The Report of module_dir.
 
   expect: "HANDLE@VERSION" of a catalogue module (default: the one the
   slimhub metadata names, for the golden layout; "none": no golden
-  layout); checkpoint: a Slim checkpoint to compare outputs with; against:
+  layout); checkpoint: a Slim checkpoint to compare outputs with;
+  checkpoint_dir: instead, a directory of catalogue checkpoints (as
+  slimhub-regenerate reads it) holding the module's; against:
   another module directory to diff with; allow_ops: op types allowed beyond
   the allowlist; max_bytes: the limit of declared and stored sizes;
   reference_cache: a directory where the Slim net's outputs on the checkpoint
@@ -132,6 +164,7 @@ def verify(module_dir, expect=None, checkpoint=None, against=None,
   except expectations.ExpectError as error:
     raise VerifyError(str(error)) from None
   other = _read_other(against) if against else None
+  started = time.monotonic()
   refused = (security.refusal(module_dir, max_bytes)
              if os.path.isdir(module_dir) else None)
   if refused:
@@ -139,19 +172,27 @@ def verify(module_dir, expect=None, checkpoint=None, against=None,
     more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
     return Report(directory=str(module_dir), format=None, expectation=None,
                   results=(checks.Result(check_id, checks.FAIL,
-                                         problems[0] + more,
-                                         tuple(problems)),))
+                                         problems[0] + more, tuple(problems),
+                                         time.monotonic() - started),))
   try:
     module = reading.read(module_dir)
   except reading.NotAModule as error:
     return Report(directory=str(module_dir), format=None, expectation=None,
-                  results=(checks.Result(DETECT, checks.FAIL, str(error)),))
+                  results=(checks.Result(DETECT, checks.FAIL, str(error),
+                                         seconds=time.monotonic() - started),))
+  detected = checks.Result(DETECT, checks.PASS, _describe_format(module),
+                           seconds=time.monotonic() - started)
   expectation, problems = expectations.resolve(module, expected)
+  checkpoint_problem = None
+  if checkpoint_dir and not checkpoint:
+    checkpoint, checkpoint_problem = _catalogue_checkpoint(
+        checkpoint_dir, expectation, expected)
   golden_of = expected or (None if expect == NO_EXPECT
                            else _catalogued(expectation))
   context = context_lib.Context(
       module=module, expectation=expectation, identity_problems=problems,
-      expect=golden_of, checkpoint=checkpoint, golden_root=golden_root,
+      expect=golden_of, checkpoint=checkpoint,
+      checkpoint_problem=checkpoint_problem, golden_root=golden_root,
       allow_ops=frozenset(allow_ops), max_bytes=max_bytes,
       reference_cache=reference_cache)
   try:
@@ -160,7 +201,6 @@ def verify(module_dir, expect=None, checkpoint=None, against=None,
                            security.GUARDS)
   finally:
     context.close()
-  detected = checks.Result(DETECT, checks.PASS, _describe_format(module))
   return Report(directory=str(module_dir), format=module.format,
                 expectation=expectation, results=(detected, *results),
                 comparison=compare(module, other) if other else None)
