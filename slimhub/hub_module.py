@@ -43,8 +43,9 @@ from slimhub.formats import hub_protos
 from slimhub.formats import tf1_hub
 from slimhub.verify import security
 
-__all__ = ["Module", "ModuleSpec", "ParsedTensorInfo", "get_expected_image_size",
-           "get_num_image_channels", "load_module_spec", "resolve"]
+__all__ = ["Module", "ModuleSpec", "ParsedTensorInfo", "UntrustedModuleError",
+           "get_expected_image_size", "get_num_image_channels",
+           "load_module_spec", "resolve"]
 
 _KEYS = tf.compat.v1.GraphKeys
 # Collections the state import keeps: the variables, and with
@@ -96,16 +97,19 @@ class ParsedTensorInfo:
             f"is_sparse={self.is_sparse}>")
 
 
-def _refusal(path, saved_model):
-  problems = security.leaving_paths(path) + security.asset_path_problems(
-      saved_model)
+def refuse_untrusted(directory, saved_model, handle):
+  """Raises UntrustedModuleError if running the module (TF1 or TF2) could
+  execute an op outside the image-module allowlist, or its files or assets
+  lead out of `directory`. Reads protos and the listing only."""
+  problems = security.leaving_paths(directory) + (
+      security.asset_path_problems(saved_model))
   if problems:
-    return problems[0]
+    raise UntrustedModuleError(f"Refusing module {handle}: {problems[0]}")
   findings = security.scan_ops(saved_model).findings
   if findings:
     more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
-    return f"untrusted op {findings[0].describe()}{more}"
-  return None
+    raise UntrustedModuleError(f"Refusing module {handle}: untrusted op "
+                               f"{findings[0].describe()}{more}")
 
 
 class ModuleSpec:
@@ -190,9 +194,7 @@ def load_module_spec(path):
     raise ValueError(f"{path} requires features "
                      f"{list(module_def.required_features)}")
   spec = ModuleSpec(directory)
-  problem = _refusal(directory, spec._saved_model)  # pylint: disable=protected-access
-  if problem:
-    raise UntrustedModuleError(f"Refusing module {path}: {problem}")
+  refuse_untrusted(directory, spec._saved_model, path)  # pylint: disable=protected-access
   return spec
 
 
@@ -240,8 +242,11 @@ def _to_input_dict(inputs, infos, signature):
   tensors = {}
   for key, value in inputs.items():
     info = infos[key]
-    tensor = tf.convert_to_tensor(value, dtype=info.dtype,
-                                  name=key if not tf.is_tensor(value) else None)
+    try:
+      tensor = tf.convert_to_tensor(value, dtype=info.dtype)
+    except (TypeError, ValueError) as error:
+      raise TypeError(f"Input {key!r} of signature {signature!r} must be "
+                      f"{info.dtype.name}: {error}") from None
     if not tensor.shape.is_compatible_with(info.get_shape()):
       raise TypeError(f"Input {key!r} of signature {signature!r} must have "
                       f"shape {info.get_shape()}, got {tensor.shape}")

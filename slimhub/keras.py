@@ -18,7 +18,9 @@ the weight decay. This layer:
 The layer is registered as ``slimhub>KerasLayer``, so a model saved to
 ``.keras`` reloads (safe_mode included) with its weights; the config keeps
 the handle, which must still resolve when the model is loaded. A module
-is a program: load only handles you trust (see slimhub.hub_module).
+is a program: like slimhub.hub_module, the layer refuses modules whose
+graphs reach ops outside the image-module allowlist; see the trust model
+there.
 """
 
 import keras
@@ -98,6 +100,8 @@ class KerasLayer(keras.layers.Layer):
       raise ValueError("KerasLayer: signature= and output_key= are for TF1 "
                        "Hub modules; a TF2 module is called through "
                        "__call__ (use return_endpoints=)")
+    hub_module.refuse_untrusted(
+        directory, tf1_hub.read_saved_model(directory), self.handle)
     self._module = tf.saved_model.load(directory)
     if not callable(getattr(self._module, "__call__", None)):
       raise ValueError(f"KerasLayer: {self.handle} has no __call__; it is "

@@ -1,12 +1,17 @@
 """slimhub.keras.KerasLayer in Keras 3 (tf.keras on TF 2.21): fine-tuning of
 TF2 modules under fit, inference of TF1 modules, saving to .keras."""
 
+import os
+import shutil
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import keras
 from slimhub import catalog
+from slimhub import hub_module
+from slimhub.formats import tf1_hub
 from slimhub.keras import KerasLayer
 
 STEM = "mobilenet_v1_025_128"
@@ -154,7 +159,24 @@ def test_tf1_module_inference(exported_module):
   assert not end_point.trainable_weights
 
 
+def _untrusted_copy(module_dir, target):
+  """A copy of the TF2 module one of whose functions reads a file."""
+  shutil.copytree(module_dir, target)
+  saved_model = tf1_hub.read_saved_model(target)
+  function = saved_model.meta_graphs[0].graph_def.library.function[0]
+  path = function.node_def.add(name="path", op="Const")
+  path.attr["dtype"].type = tf.string.as_datatype_enum
+  path.attr["value"].tensor.CopyFrom(tf.make_tensor_proto("/etc/passwd"))
+  function.node_def.add(name="steal", op="ReadFile", input=["path:output:0"])
+  with open(os.path.join(target, "saved_model.pb"), "wb") as f:
+    f.write(saved_model.SerializeToString())
+  return str(target)
+
+
 def test_bad_inputs(v5, exported_module, tmp_path):
+  with pytest.raises(hub_module.UntrustedModuleError,
+                     match="untrusted op ReadFile"):
+    KerasLayer(_untrusted_copy(v5, tmp_path / "evil"))
   v3 = exported_module(STEM, catalog.FEATURE_VECTOR, 3)
   with pytest.raises(ValueError, match="TF1 Hub module.*Use its TF2 version"):
     KerasLayer(v3, trainable=True)
