@@ -1,7 +1,7 @@
 """slimhub benchmarks: what exporting and using the modules costs.
 
   python tools/bench.py [--nets=mobilenet_v2_100_224,inception_v3,pnasnet_large]
-                        [--parts=inference,peer,export,size,regenerate]
+                        [--parts=inference,peer,export,size,regenerate,consumers]
                         [--repeats=5] [--regenerate_nets=...]
                         [--work_dir=bench_work] [--json_out=bench.json]
 
@@ -32,6 +32,14 @@ baseline, as the median of --repeats runs (min and max shown):
    time of the whole catalogue (per-module costs times the catalogue, plus
    the run's once-per-run part; see _projection). Targets: projection >= 2x
    shorter than the baseline; beam within 10% of local.
+7. consumers: fine-tuning steps/s through the module consumers against
+   their references, each side in a fresh process, in --consumer_rounds
+   interleaved rounds (ratio per round, median of them): a Keras 3 fit step
+   (train_on_batch) of slimhub.keras.KerasLayer against tf-keras with
+   hub.KerasLayer on the same v5 module, and a training step of
+   slimhub.hub_module on TF 2.21 against hub.Module of tensorflow-hub 0.15 on
+   TF 2.15 (--hub015_python) on the same v3 module, both at
+   --consumer_batch for each of --consumer_nets. Target: ratio >= 0.95.
 
 Prints a markdown table and writes the JSON to --json_out.
 """
@@ -53,7 +61,8 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_NETS = ("mobilenet_v2_100_224", "inception_v3", "pnasnet_large")
-PARTS = ("inference", "peer", "export", "size", "tflite", "regenerate")
+PARTS = ("inference", "peer", "export", "size", "tflite", "regenerate",
+         "consumers")
 TFLITE_THREADS = 2
 REGENERATE_NETS = ("mobilenet_v1_025_128", "mobilenet_v2_035_96",
                    "mobilenet_v3_small_075_224", "inception_v1",
@@ -483,6 +492,110 @@ def bench_tflite(workspace, net, repeats):
           for name, result in results.items()]
 
 
+# One consumer's fine-tuning steps/s, run by bench_consumers in a fresh
+# process: argv = consumer, module, batch, image size, steps. The hub 0.15
+# side runs in its own venv, so the script imports slimhub only when it
+# measures slimhub.
+_CONSUMER_SCRIPT = textwrap.dedent("""
+    import json, sys, time
+    import numpy as np
+    import tensorflow as tf
+    consumer, path = sys.argv[1], sys.argv[2]
+    batch, size, steps = map(int, sys.argv[3:6])
+    images = np.random.default_rng(0).uniform(
+        0, 1, (batch, size, size, 3)).astype(np.float32)
+    labels = np.arange(batch) % 5
+    if consumer in ("slimhub.keras.KerasLayer", "tf-keras hub.KerasLayer"):
+      if consumer == "slimhub.keras.KerasLayer":
+        import keras
+        from slimhub.keras import KerasLayer
+      else:
+        import tf_keras as keras
+        from tensorflow_hub import KerasLayer
+      model = keras.Sequential([keras.Input((size, size, 3)),
+                                KerasLayer(path, trainable=True),
+                                keras.layers.Dense(5)])
+      model.compile(optimizer=keras.optimizers.SGD(0.001),
+                    loss=keras.losses.SparseCategoricalCrossentropy(
+                        from_logits=True))
+      step = lambda: model.train_on_batch(images, labels)
+    else:
+      if consumer == "slimhub.hub_module":
+        import slimhub.hub_module as hub
+      else:
+        import tensorflow_hub as hub
+      tf.compat.v1.disable_eager_execution()
+      module = hub.Module(path, trainable=True, tags={"train"})
+      inputs = tf.compat.v1.placeholder(tf.float32, [None, size, size, 3])
+      features = module(inputs, signature="image_feature_vector")
+      head = tf.compat.v1.get_variable("head", [features.shape[-1], 5])
+      logits = tf.matmul(features, head)
+      loss = tf.compat.v1.losses.sparse_softmax_cross_entropy(
+          labels, logits) + tf.add_n(
+              tf.compat.v1.losses.get_regularization_losses())
+      with tf.control_dependencies(tf.compat.v1.get_collection(
+          tf.compat.v1.GraphKeys.UPDATE_OPS)):
+        train_op = tf.compat.v1.train.GradientDescentOptimizer(
+            0.001).minimize(loss)
+      session = tf.compat.v1.Session()
+      session.run(tf.compat.v1.global_variables_initializer())
+      step = lambda: session.run(train_op, {inputs: images})
+    for _ in range(3):
+      step()
+    start = time.perf_counter()
+    for _ in range(steps):
+      step()
+    print(json.dumps({"steps_per_s": steps / (time.perf_counter() - start)}))
+    """)
+CONSUMER_COMPARISONS = (
+    # (module version, ours, reference, reference runs in the hub 0.15 venv)
+    (5, "slimhub.keras.KerasLayer", "tf-keras hub.KerasLayer", False),
+    (3, "slimhub.hub_module", "hub 0.15 hub.Module (TF 2.15)", True),
+)
+
+
+def _consumer_steps_per_s(python, consumer, module, batch, size, steps):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  if python != sys.executable:
+    env["PYTHONPATH"] = ""  # The other venv must not see this checkout.
+  else:
+    env["PYTHONPATH"] = REPO
+  result = subprocess.run(
+      [python, "-c", _CONSUMER_SCRIPT, consumer, module, str(batch),
+       str(size), str(steps)], capture_output=True, text=True, env=env,
+      check=False)
+  if result.returncode:
+    raise RuntimeError(f"{consumer} failed: {result.stderr[-2000:]}")
+  return json.loads(result.stdout.strip().splitlines()[-1])["steps_per_s"]
+
+
+def bench_consumers(workspace, net, rounds, batch, steps, hub015_python):
+  """Rows of fine-tuning steps/s: each consumer against its reference, one
+  fresh process each, interleaved over `rounds`; ratios within a round."""
+  from slimhub import catalog  # pylint: disable=g-import-not-at-top
+  size = catalog.find(net).image_size
+  rows = []
+  for version, ours, reference, old_venv in CONSUMER_COMPARISONS:
+    module = workspace.module(net, version, kind="feature_vector")
+    sides = {ours: sys.executable,
+             reference: hub015_python if old_venv else sys.executable}
+    rates = {name: [] for name in sides}
+    for _ in range(rounds):
+      for name, python in sides.items():
+        consumer = "hub015" if name == reference and old_venv else name
+        rates[name].append(_consumer_steps_per_s(python, consumer, module,
+                                                 batch, size, steps))
+    rows.append({
+        "part": "consumers", "net": net, "batch": batch,
+        "version": version, "ours": ours, "reference": reference,
+        "ours_steps_per_s": _stats(rates[ours]),
+        "reference_steps_per_s": _stats(rates[reference]),
+        "ratio": statistics.median(a / b for a, b in zip(rates[ours],
+                                                          rates[reference])),
+        "target": ">= 0.95"})
+  return rows
+
+
 def _fmt_stats(stats, unit=""):
   return (f"{stats['median']:.3g}{unit} "
           f"[{stats['min']:.3g}–{stats['max']:.3g}]")
@@ -528,6 +641,15 @@ def markdown(rows):
       lambda r: (f"| {r['net']} | {r['batch']} | {r['variant']} | "
                  f"{_fmt_stats(r['images_per_s'])} | "
                  f"{r['integer_speedup']:.2f}x | {r['bytes']:,} |"))
+  out += _table(
+      rows, ("consumers",),
+      "| net | batch | module | consumer steps/s [min–max] | "
+      "reference steps/s [min–max] | ratio (median of rounds) | target |",
+      lambda r: (f"| {r['net']} | {r['batch']} | v{r['version']} | "
+                 f"{r['ours']}: {_fmt_stats(r['ours_steps_per_s'])} | "
+                 f"{r['reference']}: "
+                 f"{_fmt_stats(r['reference_steps_per_s'])} | "
+                 f"{r['ratio']:.2f} | {r['target']} |"))
   return "\n".join(out).rstrip("\n")
 
 
@@ -546,6 +668,16 @@ def main():
                       help="python of a venv with an older slimhub to "
                       "compare the regeneration engines with (e.g. a venv "
                       "of slimhub before the regenerate package)")
+  parser.add_argument("--consumer_nets", default="mobilenet_v2_100_224")
+  parser.add_argument("--consumer_rounds", type=int, default=3)
+  parser.add_argument("--consumer_batch", type=int, default=16)
+  parser.add_argument("--consumer_steps", type=int, default=10,
+                      help="timed steps per process, after 3 warm-up steps")
+  parser.add_argument("--hub015_python", default=os.path.join(
+      os.environ.get("SLIMHUB_HUB015_VENV", os.path.join(REPO,
+                                                         ".venv-hub015")),
+      "bin", "python"), help="python of the tensorflow-hub 0.15 / TF 2.15 "
+                     "venv (tests/hub015_env.py builds it)")
   args = parser.parse_args()
   parts = args.parts.split(",")
   unknown = set(parts) - set(PARTS)
@@ -568,6 +700,11 @@ def main():
       rows += bench_size(workspace, net)
     if "tflite" in parts:
       rows += bench_tflite(workspace, net, args.repeats)
+  if "consumers" in parts:
+    for net in args.consumer_nets.split(","):
+      rows += bench_consumers(workspace, net, args.consumer_rounds,
+                              args.consumer_batch, args.consumer_steps,
+                              args.hub015_python)
   if "regenerate" in parts:
     regenerate = bench_regenerate(workspace, args.regenerate_nets.split(","),
                                   args.baseline_python,

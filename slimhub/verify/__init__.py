@@ -3,10 +3,18 @@ TF2 reusable image SavedModel, golden layouts and module diffs.
 
 Never runs Python from a module: TF1 graphs are imported from their
 MetaGraphDefs and SavedModels loaded with tf.saved_model.load.
+
+The verifier is imported on first use of its names, so that the module
+consumers can use ``slimhub.verify.security`` without loading the verifier
+(and through it the exporter).
 """
 
-from slimhub.verify.verifier import Report
-from slimhub.verify.verifier import VerifyError
-from slimhub.verify.verifier import verify
+import importlib
 
 __all__ = ["Report", "VerifyError", "verify"]
+
+
+def __getattr__(name):
+  if name in __all__:
+    return getattr(importlib.import_module("slimhub.verify.verifier"), name)
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
