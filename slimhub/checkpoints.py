@@ -17,7 +17,7 @@ import re
 
 import numpy as np
 
-from slimhub import deterministic
+from slimhub import provenance
 
 EMA_SUFFIX = "/ExponentialMovingAverage"
 USE_EMA_CHOICES = ("auto", "yes", "no")
@@ -34,7 +34,7 @@ _UNUSED_KEY_KINDS = (
      ("optimizer slot or EMA shadow", "optimizer slots or EMA shadows")),
     (re.compile(r"_quant/.*/(min|max)/(biased|local_step)$"),
      ("quantization range EMA helper", "quantization range EMA helpers")),
-    (re.compile(f"^{re.escape(deterministic.UNTRAINED_MARKER)}$"),
+    (re.compile(f"^{re.escape(provenance.UNTRAINED_MARKER)}$"),
      ("untrained-checkpoint marker", "untrained-checkpoint markers")),
 )
 _NOT_IN_MODULE = ("not in the module", "not in the module")

@@ -19,8 +19,10 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
+from slimhub import provenance
+
 GLOBAL_STEP_VALUE = 10**9
-UNTRAINED_MARKER = "slimhub/untrained_seed"
+UNTRAINED_MARKER = provenance.UNTRAINED_MARKER
 
 
 def variable_value(name, shape, seed):

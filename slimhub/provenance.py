@@ -4,7 +4,7 @@ A card or metadata that cites Google's training for weights slimhub cannot
 identify would publish a false claim, so there are three answers:
 
 * UNTRAINED: the checkpoint carries the marker slimhub-make-checkpoint
-  writes (deterministic.UNTRAINED_MARKER); its seed is known.
+  writes (UNTRAINED_MARKER); its seed is known.
 * PUBLISHED: the caller stated that the checkpoint is the catalogue's
   published one (checkpoint_source="published"). Without pinned digests of
   the checkpoint files, that statement is the only way to know it.
@@ -16,6 +16,10 @@ Knows no TensorFlow: export.py reads the marker, cards.py renders the result.
 
 import dataclasses
 from typing import Optional
+
+# The checkpoint variable (an int64 scalar: the seed) that marks
+# slimhub-make-checkpoint's checkpoints; no module restores it.
+UNTRAINED_MARKER = "slimhub/untrained_seed"
 
 UNTRAINED = "untrained"
 PUBLISHED = "published"

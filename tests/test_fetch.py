@@ -413,9 +413,11 @@ def test_regenerate_downloads_missing_checkpoints(tmp_path, mirror,
              "--versions=1"]
   without = subprocess.run(command, capture_output=True, text=True,
                            check=False)
-  assert without.returncode == 0, without.stderr
+  # A handle named without a wildcard whose checkpoint is missing fails.
+  assert without.returncode == 1, without.stderr
   assert "1 skipped" in without.stdout and "--download fetches it" in (
       without.stdout)
+  assert "--allow_missing" in without.stderr
   download = ["--download", f"--base_url={server.url}"]
   bounded = subprocess.run(command + download + ["--max_bytes=1000"],
                            capture_output=True, text=True, check=False)
