@@ -235,7 +235,6 @@ def quantize_input_images(graph_def, input_name):
     node.attr[key].f = value
   node.attr["num_bits"].i = 8
   node.attr["narrow_range"].b = False
-  node.attr["T"].type = tf.float32.as_datatype_enum
   for other in graph_def.node:
     if other is not node:
       for index, ref in enumerate(other.input):

@@ -117,7 +117,8 @@ def main(argv):
     print(f"{PROGRAM}: warning: {warning}", file=sys.stderr)
   height, width = info.image_size
   batch_text = "N" if batch == tflite.DYNAMIC else batch
-  print(f"Wrote a {info.inference_type} TFLite model ({info.bytes:,} bytes, "
+  article = "an" if info.inference_type == "int8" else "a"
+  print(f"Wrote {article} {info.inference_type} TFLite model ({info.bytes:,} bytes, "
         f"{info.io_type} input {batch_text}x{height}x{width}x3, "
         f"{info.output_dim} outputs) to {info.path}")
   print("\n".join(format_deviation(info.deviation)))
