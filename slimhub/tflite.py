@@ -368,9 +368,13 @@ def _convert(module, model_type, io_type, batch, calibration_images):
   if model_type == INT8:
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if not module.quantops:
+      step = 1 if batch == DYNAMIC else batch
+
       def representative_images():
-        for image in calibration_images:
-          yield [image[None]]
+        # Batches of the model's own size (a fixed batch cannot be resized).
+        for start in range(0, len(calibration_images), step):
+          chunk = calibration_images[start:start + step]
+          yield [np.resize(chunk, (step,) + chunk.shape[1:])]
       converter.representative_dataset = representative_images
       converter.target_spec.supported_ops = [
           tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
