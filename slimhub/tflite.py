@@ -126,13 +126,15 @@ def _inference_meta_graph(module_dir):
 
 
 def _op_error_message(error):
-  """The first line that says something of a TF op error: its message
-  often starts with "Graph execution error:" and the cause below."""
+  """The first line that says something of a TF error: its message often
+  starts with headings ("Restoring from checkpoint failed. ... Original
+  error:", "Graph execution error:") and the trace of the node, the cause
+  below them."""
   lines = [line.strip() for line in
            getattr(error, "message", str(error)).splitlines()]
-  lines = [line for line in lines if line and not line.startswith(
-      ("Graph execution error", "Detected at node", "File ", "Op:", "Node:",
-       "[["))]
+  lines = [line for line in lines if line and not line.endswith(":")
+           and not line.startswith(("Detected at node", "File ", "Op:",
+                                    "Node:", "[["))]
   return lines[0] if lines else type(error).__name__
 
 
