@@ -30,10 +30,14 @@ OWN_FLAGS = {
                        "json", "allow_ops", "max_bytes", "timeout", "jobs",
                        "junit_xml"],
     "slimhub-regenerate": ["checkpoint_dir", "output_dir", "handles",
-                           "versions", "jobs", "archive", "download"],
+                           "versions", "jobs", "archive", "download",
+                           "tflite", "calibration_images", "calibration",
+                           "calibration_count"],
     "slimhub-fetch-checkpoint": ["net", "cache_dir", "base_url", "sha256",
                                  "timeout"],
-    "slimhub-tflite": ["module_dir", "output"],
+    "slimhub-tflite": ["module_dir", "output", "type", "io_type", "batch",
+                       "calibration_images", "calibration",
+                       "calibration_count", "labels"],
 }
 TF_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-gpu",
                     "tensorflow-intel", "tensorflow-macos")

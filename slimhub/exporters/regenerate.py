@@ -35,6 +35,7 @@ from absl import flags
 
 from slimhub.regenerate import fetch
 from slimhub.regenerate import plan as regenerate_lib
+from slimhub.exporters import calibration_flags
 from slimhub.exporters import common
 
 _CHECKPOINT_DIR = flags.DEFINE_string(
@@ -98,16 +99,8 @@ _TFLITE = flags.DEFINE_flag(flags.Flag(
     "each type listed (uint8 only for quantops modules; int8 from a float "
     "module needs --calibration_images or --calibration=synthetic).",
     boolean=True))
-_CALIBRATION_IMAGES = flags.DEFINE_string(
-    "calibration_images", None, "With --tflite=...int8: a directory of "
-    "JPEG/PNG images that calibrates the int8 models of float modules.")
-_CALIBRATION = flags.DEFINE_enum(
-    "calibration", None, ["synthetic"], "With --tflite=...int8 and no "
-    "--calibration_images: calibrate on synthetic images (tests and demos; "
-    "the accuracy is not meaningful).")
-_CALIBRATION_COUNT = flags.DEFINE_integer(
-    "calibration_count", 100, "Calibration images per int8 model.",
-    lower_bound=1)
+_CALIBRATION = calibration_flags.CalibrationFlags(__name__,
+                                                 "--tflite=...,int8")
 _DOWNLOAD = flags.DEFINE_bool(
     "download", False, "Download missing checkpoints (the official Slim "
     "tarballs) into --checkpoint_dir.")
@@ -129,19 +122,15 @@ def _versions(values):
 def _calibration():
   """The calibration input of int8 steps, or None; UsageError when int8 is
   asked for without one, or with both."""
-  images, synthetic = _CALIBRATION_IMAGES.value, _CALIBRATION.value
-  if images and synthetic:
-    raise app.UsageError("Give --calibration_images or "
-                         "--calibration=synthetic, not both")
-  if "int8" not in _TFLITE.value:
-    if images or synthetic:
-      raise app.UsageError("Calibration flags are for --tflite=...,int8")
+  int8 = "int8" in _TFLITE.value
+  images, synthetic = _CALIBRATION.chosen(int8)
+  if not int8:
     return None
   if not (images or synthetic):
     raise app.UsageError("--tflite=...int8 needs --calibration_images=DIR or "
                          "--calibration=synthetic (for the float modules)")
-  return regenerate_lib.calibration_input(images, bool(synthetic),
-                                          _CALIBRATION_COUNT.value)
+  return regenerate_lib.calibration_input(images, synthetic,
+                                          _CALIBRATION.count.value)
 
 
 def main(argv):

@@ -21,6 +21,7 @@ import sys
 from absl import app
 from absl import flags
 
+from slimhub.exporters import calibration_flags
 from slimhub.exporters import common
 
 _MODULE_DIR = flags.DEFINE_string("module_dir", None,
@@ -35,16 +36,7 @@ _IO_TYPE = flags.DEFINE_enum(
 _BATCH = flags.DEFINE_string(
     "batch", "1", "Batch dimension: N, or 'dynamic' (resizable, "
     "shape_signature -1).")
-_CALIBRATION_IMAGES = flags.DEFINE_string(
-    "calibration_images", None, "With --type=int8: a directory of JPEG/PNG "
-    "images to calibrate on (at least --calibration_count; as many more "
-    "are held out to measure the model).")
-_CALIBRATION = flags.DEFINE_enum(
-    "calibration", None, ["synthetic"], "With --type=int8 and no "
-    "--calibration_images: calibrate on deterministic synthetic images (tests "
-    "and demos; the accuracy is not meaningful).")
-_CALIBRATION_COUNT = flags.DEFINE_integer(
-    "calibration_count", 100, "Calibration images to use.", lower_bound=1)
+_CALIBRATION = calibration_flags.CalibrationFlags(__name__, "--type=int8")
 _LABELS = flags.DEFINE_string(
     "labels", None, "A labels file (e.g. ImageNetLabels.txt) to embed in a "
     "classification model's metadata.")
@@ -70,19 +62,6 @@ def parse_batch(value):
   return batch
 
 
-def calibration_of(images, synthetic, count):
-  """The Calibration the flags ask for, or None; UsageError for both."""
-  from slimhub import tflite_calibration  # pylint: disable=g-import-not-at-top
-  if images and synthetic:
-    raise app.UsageError("Give --calibration_images or "
-                         "--calibration=synthetic, not both")
-  if not (images or synthetic):
-    return None
-  return tflite_calibration.Calibration(directory=images,
-                                        synthetic=bool(synthetic),
-                                        count=count)
-
-
 def format_deviation(deviation):
   """Lines of a model's deviation report."""
   return [f"  vs the module on {name.replace('_', '-')} images "
@@ -96,14 +75,14 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   batch = parse_batch(_BATCH.value)
-  calibration = calibration_of(_CALIBRATION_IMAGES.value, _CALIBRATION.value,
-                               _CALIBRATION_COUNT.value)
+  images, synthetic = _CALIBRATION.chosen(_TYPE.value == "int8")
   if _IO_TYPE.value and _TYPE.value != "int8":
     raise app.UsageError("--io_type is for --type=int8")
-  if calibration is not None and _TYPE.value != "int8":
-    raise app.UsageError("Calibration flags are for --type=int8")
   common.quiet_tensorflow()
   from slimhub import tflite  # pylint: disable=g-import-not-at-top
+  calibration = (tflite.Calibration(directory=images, synthetic=synthetic,
+                                    count=_CALIBRATION.count.value)
+                 if images or synthetic else None)
   try:
     info = tflite.convert(_MODULE_DIR.value, _OUTPUT.value,
                           model_type=_TYPE.value, io_type=_IO_TYPE.value,
