@@ -505,6 +505,11 @@ def convert(module_dir, output_path, model_type=None, io_type=None, batch=1,
     raise TFLiteError(f"Output {output_path} is a directory")
   if model_type is not None or io_type is not None:
     _check_options(model_type or FLOAT, io_type, batch)
+  try:
+    if calibration is not None:
+      calibration.files()
+  except CalibrationError as error:
+    raise TFLiteError(str(error)) from None
   module = _load(module_dir)
   height, width = module.height, module.width
   if model_type is None:

@@ -92,12 +92,12 @@ class Calibration:
   def describe(self):
     return "synthetic" if self.synthetic else os.path.abspath(self.directory)
 
-  def images(self, height, width):
-    """(calibration images, held-out images, where the held-out ones come
-    from: 'directory' or 'synthetic')."""
+  def files(self):
+    """The image files to read ([] when synthetic); CalibrationError for a
+    directory that cannot be read or holds too few. Cheap: a check to make
+    before any conversion work."""
     if self.synthetic:
-      return (synthetic_images(height, width, self.count, _CALIBRATION_SEED),
-              held_out_images(height, width), "synthetic")
+      return []
     paths = _image_files(self.directory)
     if not paths:
       raise CalibrationError(
@@ -107,8 +107,16 @@ class Calibration:
       raise CalibrationError(
           f"Calibration directory {self.directory} holds {len(paths)} JPEG "
           f"or PNG file(s), fewer than the {self.count} asked for")
+    return paths[:2 * self.count]
+
+  def images(self, height, width):
+    """(calibration images, held-out images, where the held-out ones come
+    from: 'directory' or 'synthetic')."""
+    if self.synthetic:
+      return (synthetic_images(height, width, self.count, _CALIBRATION_SEED),
+              held_out_images(height, width), "synthetic")
     loaded = np.stack([load_image(path, height, width)
-                       for path in paths[:2 * self.count]])
+                       for path in self.files()])
     if len(loaded) > self.count:
       return loaded[:self.count], loaded[self.count:], "directory"
     return loaded, held_out_images(height, width), "synthetic"

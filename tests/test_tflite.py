@@ -218,30 +218,38 @@ def _assert_refused(result, message, output):
 
 
 def test_bad_calibration_inputs_are_refused(exported_module, tmp_path):
+  """No calibration choice (the binary), an empty, a missing or an
+  undecodable calibration directory (the library): one clear error each,
+  nothing written."""
   module_dir = exported_module("mobilenet_v1_025_128", catalog.CLASSIFICATION,
                                3)
   output = tmp_path / "out" / "model.tflite"
+  _assert_refused(_tflite(f"--module_dir={module_dir}", f"--output={output}",
+                          "--type=int8"),
+                  "--type=int8 from a float module needs "
+                  "--calibration_images=DIR or --calibration=synthetic",
+                  output)
   empty = tmp_path / "empty"
   empty.mkdir()
   broken = tmp_path / "broken"
   broken.mkdir()
   (broken / "a.png").write_bytes(b"not a png")
   cases = [
-      ([], "--type=int8 from a float module needs --calibration_images=DIR "
-       "or --calibration=synthetic"),
-      ([f"--calibration_images={empty}"],
-       f"Calibration directory {empty} holds no JPEG or PNG file"),
-      ([f"--calibration_images={tmp_path / 'missing'}"],
-       f"Cannot read the calibration directory {tmp_path / 'missing'}: "
-       "No such file or directory"),
-      ([f"--calibration_images={broken}", "--calibration_count=1"],
-       f"Calibration image {broken / 'a.png'} does not decode as JPEG or "
-       "PNG"),
+      (empty, 1, f"Calibration directory {empty} holds no JPEG or PNG file"),
+      (tmp_path / "missing", 1, "Cannot read the calibration directory "
+       f"{tmp_path / 'missing'}: No such file or directory"),
+      (broken, 2, f"Calibration directory {broken} holds 1 JPEG or PNG "
+       "file(s), fewer than the 2 asked for"),
+      (broken, 1, f"Calibration image {broken / 'a.png'} does not decode as "
+       "JPEG or PNG"),
   ]
-  for flags, message in cases:
-    _assert_refused(_tflite(f"--module_dir={module_dir}",
-                            f"--output={output}", "--type=int8", *flags),
-                    message, output)
+  for directory, count, message in cases:
+    with pytest.raises(tflite.TFLiteError) as raised:
+      tflite.convert(module_dir, output, model_type=tflite.INT8,
+                     calibration=tflite.Calibration(directory=str(directory),
+                                                    count=count))
+    assert str(raised.value) == message
+    assert not output.parent.exists()
 
 
 def test_broken_modules_get_one_line(exported_module, tmp_path):
