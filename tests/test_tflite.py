@@ -210,6 +210,31 @@ def test_cli_writes_metadata_that_reads_back(exported_module, tmp_path):
   assert outputs.shape == (2, 1001)
 
 
+def test_calibration_directory(exported_module, tmp_path):
+  """JPEG and PNG photos of any size: the first calibrate, the next are
+  held out; the report counts both."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  photos = tmp_path / "photos"
+  photos.mkdir()
+  images = tflite_calibration.synthetic_images(150, 200, 4, seed=5)
+  for index, image in enumerate(images):
+    pixels = tf.constant(np.round(image * 255).astype(np.uint8))
+    data = (tf.io.encode_png(pixels) if index % 2 else
+            tf.io.encode_jpeg(pixels, quality=95))
+    (photos / f"{index}.{'png' if index % 2 else 'jpg'}").write_bytes(
+        data.numpy())
+  (photos / "notes.txt").write_text("not an image, not read")
+  info = tflite.convert(
+      exported_module("mobilenet_v1_025_128", catalog.CLASSIFICATION, 3),
+      tmp_path / "model.tflite", model_type=tflite.INT8,
+      calibration=tflite.Calibration(directory=str(photos), count=2))
+  assert info.metadata["held_out_source"] == "directory"
+  assert info.deviation["calibration"]["images"] == 2
+  assert info.deviation["held_out"]["images"] == 2
+  assert info.warnings == []
+  assert_all_integer(info.path, "int8")
+
+
 def _assert_refused(result, message, output):
   assert result.returncode == 1, result.stdout + result.stderr
   lines = result.stderr.strip().splitlines()
