@@ -25,12 +25,14 @@ from slimhub.exporters import make_checkpoint
 BIN = os.path.dirname(sys.executable)
 INTEGER_KERNELS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 CALIBRATION_COUNT = 8
-# Relative L2 of int8 vs the module on held-out images (docs/tflite.md):
-# measured 0.026 (mobilenet_v1_025_128), 0.20 (mobilenet_v2_035_96, whose
-# untrained residual sums spread widely), 0.044 (quantops 0.25, most of it
-# from the symmetric weights).
-INT8_BOUND = {"mobilenet_v1": 0.06, "mobilenet_v2": 0.35, "inception": 0.35,
-              "resnet": 0.35, "vgg": 0.35, "nasnet": 0.5, "quantops": 0.08}
+# Relative L2 of int8 vs the module on held-out images (docs/tflite.md),
+# measured: mobilenet_v1_025_128 0.026, mobilenet_v2_035_96 0.20 (its
+# untrained residual sums spread widely), mobilenet_v3_small 0.098,
+# inception_v1 0.026, resnet_v2_50 0.029, vgg_16 0.035, nasnet_mobile 0.044,
+# quantops 0.25 0.044 and 1.0 0.074 (most of it from the symmetric weights).
+INT8_BOUND = {"mobilenet_v1": 0.06, "mobilenet_v2": 0.35, "mobilenet_v3": 0.15,
+              "inception": 0.06, "resnet": 0.06, "vgg": 0.08, "nasnet": 0.08,
+              "quantops": 0.11}
 FLOAT_NETS = [
     pytest.param("mobilenet_v1_025_128", 3, "int8", id="mobilenet_v1-v3"),
     pytest.param("mobilenet_v2_035_96", 5, "float32", id="mobilenet_v2-v5"),
