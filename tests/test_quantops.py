@@ -27,6 +27,7 @@ from slimhub import image_size
 from slimhub import quant_calibration
 from slimhub import slim_nets
 from slimhub import tflite
+from slimhub import tflite_runtime
 from slimhub.exporters import make_checkpoint
 from slimhub.formats import tf1_hub
 from slimhub.verify import verifier
@@ -169,16 +170,15 @@ def test_hub_module_loads_inference_only(stem, kind, version, quant_module,
 
 
 def _interpreter(path):
-  interpreter = tf.lite.Interpreter(model_path=path)
+  interpreter = tflite_runtime.interpreter(path)  # LiteRT
   interpreter.allocate_tensors()
   return interpreter
 
 
-def _conv_input_types(interpreter):
-  tensors = interpreter.get_tensor_details()
-  return [(op["op_name"], tensors[op["inputs"][0]]["dtype"])
-          for op in interpreter._get_ops_details()  # pylint: disable=protected-access
-          if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+def _conv_input_types(path):
+  return [(name, inputs[0]) for name, inputs, _ in
+          tflite_runtime.operators(path)
+          if name in ("CONV_2D", "DEPTHWISE_CONV_2D")]
 
 
 def _run_uint8(interpreter, images):
@@ -205,11 +205,11 @@ def test_uint8_tflite_agrees_with_module(stem, kind, version, quant_module,
   info = tflite.convert(module_dir, tmp_path / "model.tflite")
   assert info.inference_type == tflite.UINT8
   interpreter = _interpreter(info.path)
-  conv_types = _conv_input_types(interpreter)
+  conv_types = _conv_input_types(info.path)
   assert len(conv_types) == 27 + (kind == catalog.CLASSIFICATION)
-  assert all(dtype == np.uint8 for _, dtype in conv_types), conv_types
+  assert all(dtype == "uint8" for _, dtype in conv_types), conv_types
   # All-integer: no op converts to or from float.
-  ops = {op["op_name"] for op in interpreter._get_ops_details()}  # pylint: disable=protected-access
+  ops = {name for name, _, _ in tflite_runtime.operators(info.path)}
   assert not ops & {"QUANTIZE", "DEQUANTIZE"}, ops
   inputs = interpreter.get_input_details()[0]
   assert inputs["dtype"] == np.uint8
@@ -371,7 +371,11 @@ def test_tflite_cli_refuses_bad_modules(quant_module, tmp_path):
   result = _run("slimhub.exporters.tflite", f"--module_dir={broken}",
                 f"--output={output}")
   assert result.returncode != 0
-  assert "Cannot restore the variables" in result.stderr
+  assert result.stderr.strip().splitlines() == [
+      f"slimhub-tflite: error: Cannot restore the variables of {broken}: "
+      f"{broken}/variables/variables.data-00000-of-00001; No such file or "
+      "directory"], (
+          result.stderr)
   assert not output.parent.exists()
 
 

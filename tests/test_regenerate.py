@@ -146,8 +146,8 @@ def test_regenerate_skip_and_rebuild(tmp_path, checkpoint_dir, first_run):
   assert record["signatures"]["[train]"][
       "image_classification_with_bn_hparams"]["default"].startswith(
           "float32 [?,1001] ")
-  assert record["inputs"]["options"] == {"publisher": "google",
-                                         "archive": True}
+  assert record["inputs"]["options"] == {"publisher": "google"}
+  assert record["derived"]["archive"]["path"] == record["archive"]
   v5 = manifest["modules"][
       "google/imagenet/mobilenet_v3_small_075_224/feature_vector/5"]
   assert v5["signatures"]["[serve]"]["serving_default"]["default"].startswith(
@@ -177,6 +177,10 @@ def test_regenerate_skip_and_rebuild(tmp_path, checkpoint_dir, first_run):
     assert rebuilt[key] == manifest["modules"][key]
   assert f"({deleted}/" in third.stdout and f"({edited}.md changed)" in (
       third.stdout)
+  # The card is a build step of its own: its module was not exported again
+  # (same build time), and the card is rendered back as it was.
+  for field in ("content_sha256", "built_at", "files"):
+    assert rebuilt[edited][field] == manifest["modules"][edited][field]
 
 
 def _worker_pids(output_dir):
@@ -752,10 +756,28 @@ TFLITE_SAMPLE = ("imagenet/mobilenet_v1_025_128/quantops/classification",
                  "imagenet/mobilenet_v1_025_128/feature_vector")
 
 
+def _module_stats(output, keys):
+  """(inode, mtime) of every file of the modules `keys`."""
+  stats = {}
+  for key in keys:
+    for path in _module_files(output / key):
+      info = os.stat(output / key / path)
+      stats[f"{key}/{path}"] = (info.st_ino, info.st_mtime_ns)
+  return stats
+
+
+def _tflite_files(output):
+  return sorted(os.path.relpath(path, output) for path in
+                glob.glob(f"{output}/**/*.tflite", recursive=True))
+
+
 def test_tflite_models_beside_the_modules(tmp_path):
   """--tflite writes a uint8 model beside a quantops module and a float one
-  beside a TF2 module, records them, and a run without it removes them."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
+  beside a TF2 module and records them; --tflite=float,int8 then replaces
+  them by typed models, and a run without --tflite removes them: neither
+  exports a module again."""
+  import test_tflite  # pylint: disable=g-import-not-at-top
+  from slimhub import tflite_runtime  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   checkpoints = tmp_path / "checkpoints"
   for net in ("mobilenet_v1_025_128/quantops", "mobilenet_v1_025_128"):
@@ -763,49 +785,81 @@ def test_tflite_models_beside_the_modules(tmp_path):
   output = tmp_path / "out"
   quant_key = "google/imagenet/mobilenet_v1_025_128/quantops/classification/3"
   float_key = "google/imagenet/mobilenet_v1_025_128/feature_vector/5"
+  keys = [quant_key, float_key, float_key[:-1] + "3"]  # quantops has no v5
   built = run(regenerate(checkpoints, output, "--tflite", "--jobs=2",
                          handles=TFLITE_SAMPLE, versions="3,5"))
   assert built.returncode == 0, built.stdout + built.stderr
   with open(output / "manifest.json") as f:
     records = json.load(f)["modules"]
-  assert set(records) == {quant_key, float_key,
-                          float_key[:-1] + "3"}  # quantops has no v5
+  assert set(records) == set(keys)
   for key, inference_type in ((quant_key, "uint8"), (float_key, "float32")):
     record = records[key]
-    assert record["inputs"]["options"]["tflite"] is True
-    assert record["tflite"] == {"path": key + ".tflite",
-                                "inference_type": inference_type,
-                                "image_size": [128, 128]}
+    (model,) = record["tflite"]
+    assert model["path"] == key + ".tflite"
+    assert model["inference_type"] == inference_type
+    assert model["image_size"] == [128, 128]
+    assert model["deviation"]["held_out"]["images"] == 8
+    assert record["derived"]["tflite"]["path"] == key + ".tflite"
     assert record["files"][key + ".tflite"]["sha256"] == _sha256(
         output / (key + ".tflite"))
-
-  def interpreter(key):
-    loaded = tf.lite.Interpreter(model_path=str(output / (key + ".tflite")))
-    loaded.allocate_tensors()
-    return loaded
-
-  quantized = interpreter(quant_key)
-  tensors = quantized.get_tensor_details()
-  conv_inputs = [tensors[op["inputs"][0]]["dtype"]
-                 for op in quantized._get_ops_details()  # pylint: disable=protected-access
-                 if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")]
-  assert len(conv_inputs) == 28 and set(conv_inputs) == {np.uint8}
+  conv_inputs = [inputs[0] for name, inputs, _ in tflite_runtime.operators(
+      str(output / (quant_key + ".tflite")))
+                 if name in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+  assert len(conv_inputs) == 28 and set(conv_inputs) == {"uint8"}
   image = deterministic.images(128, 3)[:1]
-  lite = interpreter(float_key)
-  lite.set_tensor(lite.get_input_details()[0]["index"], image)
-  lite.invoke()
-  features = lite.get_tensor(lite.get_output_details()[0]["index"])
+  features = tflite_runtime.run(
+      tflite_runtime.interpreter(output / (float_key + ".tflite")), image)
   module = tf.saved_model.load(str(output / float_key))
   expected = module(tf.constant(image), training=False).numpy()
   assert reference_data.relative_error(features, expected) < 1e-4
+  assert verify_manifest(output).returncode == 0
+  modules = _module_stats(output, keys)
+
+  typed = run(regenerate(checkpoints, output, "--tflite=float,int8",
+                         "--calibration=synthetic", "--calibration_count=4",
+                         "--jobs=2", handles=TFLITE_SAMPLE, versions="3,5"))
+  assert typed.returncode == 0, typed.stdout + typed.stderr
+  assert _module_stats(output, keys) == modules  # no module touched
+  starts = [line for line in typed.stdout.splitlines() if " start " in line]
+  assert len(starts) == 3 and all(".int8.tflite not built yet" in line
+                                  for line in starts), typed.stdout
+  assert typed.stdout.count(".tflite (no longer asked for)") == 3
+  assert _tflite_files(output) == sorted(
+      f"{key}.{model_type}.tflite" for key in keys
+      for model_type in ("float", "int8"))
+  for key in keys:
+    test_tflite.assert_all_integer(str(output / f"{key}.int8.tflite"),
+                                   "int8")
   assert verify_manifest(output).returncode == 0
 
   without = run(regenerate(checkpoints, output, handles=TFLITE_SAMPLE,
                            versions="3,5"))
   assert without.returncode == 0, without.stdout + without.stderr
   assert _summary_counts(without.stdout) == (
-      "Summary: 3 built, 0 up to date, 0 skipped, 0 failed")
-  assert not glob.glob(f"{output}/**/*.tflite", recursive=True)
+      "Summary: 0 built, 3 up to date, 0 skipped, 0 failed")
+  assert without.stdout.count("(no longer asked for)") == 6
+  assert not _tflite_files(output)
+  assert _module_stats(output, keys) == modules
+  with open(output / "manifest.json") as f:
+    records = json.load(f)["modules"]
+  assert all(records[key]["tflite"] is None for key in keys)
+  assert verify_manifest(output).returncode == 0
+
+
+def test_tflite_flag_refusals(tmp_path, checkpoint_dir):
+  """--tflite's type list and the calibration int8 needs, refused before
+  any work: one line, nothing written."""
+  output = tmp_path / "out"
+  for flags, message in (
+      (["--tflite=int8"], "--tflite=...int8 needs --calibration_images=DIR "
+       "or --calibration=synthetic"),
+      (["--tflite=int4"], "unknown TFLite type(s) int4"),
+      (["--calibration=synthetic"], "Calibration flags are for "
+       "--tflite=...,int8")):
+    result = run(regenerate(checkpoint_dir, output, *flags))
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+    assert not output.exists()
 
 
 def _job(net, version, megabytes):

@@ -19,10 +19,11 @@ baseline, as the median of --repeats runs (min and max shown):
    with tf.train.Checkpoint in a fresh process. Targets: time <= 3x the
    floor; peak RSS <= (TF import baseline) + 3x the checkpoint size.
 4. size: bytes on disk of each module against its variables. Target <= 1.05x.
-5. tflite (mobilenet_v1 nets, e.g. --nets=mobilenet_v1_100_224): images/s at
-   batch 1 of the all-integer TFLite model of the net's quantops module
-   against that fake-quant module (hub.load signature) and against the float
-   TFLite model of the float module (v5), with the model file sizes.
+5. tflite (e.g. --nets=mobilenet_v1_100_224,mobilenet_v2_100_224,inception_v3
+   --repeats=3): LiteRT images/s at batch 1 and 8, 2 threads, of the float
+   and int8 (synthetic calibration) models of the v5 module and, where the
+   net has a quantops module, its uint8 model, interleaved, with the file
+   sizes. Target: int8 >= 2x float at batch 1 for the mobilenets.
 6. regenerate: modules/hour of slimhub-regenerate per family on a stratified
    sample (--regenerate_nets, one small stem per family; feature_vector at
    versions 1/3/5) with --engine=local and --engine=beam at 2 workers, against
@@ -64,6 +65,7 @@ DEFAULT_NETS = ("mobilenet_v2_100_224", "inception_v3", "pnasnet_large")
 PARTS = ("inference", "peer", "export", "size", "tflite", "regenerate",
          "consumers")
 TFLITE_THREADS = 2
+TFLITE_BATCHES = (1, 8)
 REGENERATE_NETS = ("mobilenet_v1_025_128", "mobilenet_v2_035_96",
                    "mobilenet_v3_small_075_224", "inception_v1",
                    "resnet_v1_50")
@@ -438,58 +440,78 @@ def regenerate_markdown(result):
   return "\n".join(out)
 
 
-def _tflite_runner(path, image):
-  """A run() of one uint8 or float TFLite invocation on `image` in [0, 1]."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  interpreter = tf.lite.Interpreter(model_path=path,
-                                    num_threads=TFLITE_THREADS)
-  interpreter.allocate_tensors()
+def _tflite_runner(path, batch, size):
+  """A run() of one LiteRT invocation of the model at `path` on a batch of
+  images in [0, 1] (quantized as its input wants)."""
+  from slimhub import tflite_runtime  # pylint: disable=g-import-not-at-top
+  interpreter = tflite_runtime.interpreter(path, num_threads=TFLITE_THREADS)
   details = interpreter.get_input_details()[0]
-  if details["dtype"] == np.uint8:
-    scale, zero_point = details["quantization"]
-    image = np.round(image / scale + zero_point).astype(np.uint8)
+  shape = [batch, size, size, 3]
+  if list(details["shape"]) != shape:
+    interpreter.resize_tensor_input(details["index"], shape)
+  interpreter.allocate_tensors()
+  images = np.random.default_rng(0).uniform(0, 1, shape).astype(np.float32)
+  data = tflite_runtime.quantize_input(details, images)
 
   def run():
-    interpreter.set_tensor(details["index"], image)
+    interpreter.set_tensor(details["index"], data)
     interpreter.invoke()
   return run
 
 
-def bench_tflite(workspace, net, repeats):
-  """Rows of images/s at batch 1: integer TFLite vs the fake-quant module
-  and vs the float TFLite model, with file sizes."""
-  import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
+def _tflite_models(workspace, net):
+  """{(type, batch): model path} of the net's float, int8 (both dynamic
+  batch, from the v5 module) and uint8 (fixed batches, from the quantops v3
+  module, mobilenet_v1 only) TFLite models."""
   from slimhub import catalog  # pylint: disable=g-import-not-at-top
   from slimhub import tflite  # pylint: disable=g-import-not-at-top
-  quantops = f"{net}/quantops"
-  size = catalog.find(quantops).image_size
-  quant_module = workspace.module(quantops, 3)
-  models = {}
-  for name, module in (("uint8", quant_module),
-                       ("float", workspace.module(net, 5))):
-    path = os.path.join(workspace.work_dir, "tflite", net, f"{name}.tflite")
+  directory = os.path.join(workspace.work_dir, "tflite", net)
+  jobs = {}
+  for model_type in ("float", "int8"):
+    for batch in TFLITE_BATCHES:
+      jobs[model_type, batch] = (workspace.module(net, 5), model_type,
+                                 tflite.DYNAMIC)
+  try:
+    catalog.find(f"{net}/quantops")
+    for batch in TFLITE_BATCHES:
+      jobs["uint8", batch] = (workspace.module(f"{net}/quantops", 3), "uint8",
+                              batch)
+  except KeyError:
+    pass
+  paths = {}
+  for (model_type, batch), (module, kind, model_batch) in jobs.items():
+    name = f"{kind}-{model_batch}.tflite"
+    path = paths[model_type, batch] = os.path.join(directory, name)
     if not os.path.exists(path):
-      tflite.convert(module, path)
-    models[name] = path
-  image = np.random.default_rng(0).uniform(
-      0, 1, (1, size, size, 3)).astype(np.float32)
-  signature = hub.load(quant_module).signatures["default"]
-  variants = {
-      "uint8 TFLite (quantops)": _tflite_runner(models["uint8"], image),
-      "fake-quant module v3, hub.load signature":
-          lambda: signature(images=image),
-      "float TFLite (v5 module)": _tflite_runner(models["float"], image),
-  }
-  results = _images_per_second(variants, 1, repeats)
-  integer = results["uint8 TFLite (quantops)"]["median"]
-  files = {"uint8 TFLite (quantops)": os.path.getsize(models["uint8"]),
-           "fake-quant module v3, hub.load signature":
-               _directory_bytes(quant_module),
-           "float TFLite (v5 module)": os.path.getsize(models["float"])}
-  return [{"part": "tflite", "net": net, "batch": 1, "variant": name,
-           "images_per_s": result, "bytes": files[name],
-           "integer_speedup": integer / result["median"]}
-          for name, result in results.items()]
+      calibration = (tflite.Calibration(synthetic=True, count=16)
+                     if kind == "int8" else None)
+      tflite.convert(module, path, model_type=kind, batch=model_batch,
+                     calibration=calibration)
+  return paths
+
+
+def bench_tflite(workspace, net, repeats):
+  """Rows of LiteRT images/s at batch 1 and 8 of the float, uint8 and int8
+  models, interleaved, with file sizes and speed-ups over float."""
+  from slimhub import catalog  # pylint: disable=g-import-not-at-top
+  size = catalog.find(net).image_size
+  paths = _tflite_models(workspace, net)
+  rows = []
+  for batch in TFLITE_BATCHES:
+    variants = {model_type: _tflite_runner(path, batch, size)
+                for (model_type, model_batch), path in sorted(paths.items())
+                if model_batch == batch}
+    results = _images_per_second(variants, batch, repeats)
+    base = results["float"]["median"]
+    base_bytes = os.path.getsize(paths["float", batch])
+    for model_type, result in results.items():
+      model_bytes = os.path.getsize(paths[model_type, batch])
+      rows.append({"part": "tflite", "net": net, "batch": batch,
+                   "variant": model_type, "images_per_s": result,
+                   "bytes": model_bytes,
+                   "size_of_float": model_bytes / base_bytes,
+                   "speedup_over_float": result["median"] / base})
+  return rows
 
 
 # One consumer's fine-tuning steps/s, run by bench_consumers in a fresh
@@ -636,11 +658,12 @@ def markdown(rows):
                  f"{r['variables_bytes']:,} | {r['ratio']:.3f} |"))
   out += _table(
       rows, ("tflite",),
-      "| net | batch | variant | images/s median [min–max] | "
-      "uint8 TFLite speed-up | bytes |",
+      "| net | batch | LiteRT model | images/s median [min–max] | "
+      "speed-up over float | bytes | size of float |",
       lambda r: (f"| {r['net']} | {r['batch']} | {r['variant']} | "
                  f"{_fmt_stats(r['images_per_s'])} | "
-                 f"{r['integer_speedup']:.2f}x | {r['bytes']:,} |"))
+                 f"{r['speedup_over_float']:.2f}x | {r['bytes']:,} | "
+                 f"{r['size_of_float']:.2f} |"))
   out += _table(
       rows, ("consumers",),
       "| net | batch | module | consumer steps/s [min–max] | "

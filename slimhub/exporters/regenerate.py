@@ -9,9 +9,12 @@ Every selected handle x version whose checkpoint is in --checkpoint_dir
 (laid out as the official tarballs extract; --download fetches missing ones)
 is exported to OUT/<publisher>/<collection>/<net>/<kind>/<version>/ with its
 model card <version>.md (and <version>.tar.gz with --archive, <version>.tflite
-with --tflite), verified,
+with --tflite, <version>.int8.tflite and so on with --tflite=float,int8),
+verified,
 and recorded with file hashes in OUT/manifest.json. Re-running skips what
-is up to date and completes what a failed or killed run left out.
+is up to date and completes what a failed or killed run left out; the card,
+archive and TFLite models are made or removed on their own, without
+exporting their module again.
 
 Exits with status 1 if a module failed, if nothing was built or up to date,
 or if a module --handles names without a wildcard has no checkpoint
@@ -31,6 +34,8 @@ and --output_dir may also be URLs Beam's FileSystems knows (gs://, s3://,
 hdfs://, or a scheme a --beam_plugins module registers).
 """
 
+import dataclasses
+
 from absl import app
 from absl import flags
 
@@ -40,6 +45,7 @@ from slimhub import provenance
 from slimhub.regenerate import fetch
 from slimhub.regenerate import files
 from slimhub.regenerate import plan as regenerate_lib
+from slimhub.exporters import calibration_flags
 from slimhub.exporters import common
 
 _CHECKPOINT_DIR = flags.DEFINE_string(
@@ -69,9 +75,42 @@ _PUBLISHER = flags.DEFINE_string(
 _ARCHIVE = flags.DEFINE_bool(
     "archive", False, "Also write <version>.tar.gz of each module, laid out "
     "like tfhub.dev archives.")
-_TFLITE = flags.DEFINE_bool(
-    "tflite", False, "Also write <version>.tflite of each module: all-integer "
-    "uint8 for quantops modules, float otherwise (as slimhub-tflite).")
+TFLITE_TYPES = ("float", "uint8", "int8")
+
+
+class _TFLiteParser(flags.ArgumentParser):
+  """--tflite (a boolean: <version>.tflite of slimhub-tflite's default type)
+  or --tflite=TYPE,... (<version>.<type>.tflite of each)."""
+
+  def parse(self, argument):
+    if isinstance(argument, (tuple, list)):
+      return tuple(argument)
+    text = str(argument).strip().lower()
+    if text in ("true", "1", ""):
+      return (regenerate_lib.DEFAULT_TFLITE,) if text != "" else ()
+    if text in ("false", "0"):
+      return ()
+    types = tuple(dict.fromkeys(t.strip() for t in text.split(",")))
+    unknown = [t for t in types if t not in TFLITE_TYPES]
+    if unknown:
+      raise ValueError(f"unknown TFLite type(s) {', '.join(unknown)}; "
+                       f"choose from {', '.join(TFLITE_TYPES)}")
+    return types
+
+  def flag_type(self):
+    return "TFLite types"
+
+
+_TFLITE = flags.DEFINE_flag(flags.Flag(
+    _TFLiteParser(), None, "tflite", "false",
+    "Also write each module's TFLite model: --tflite writes <version>.tflite "
+    "(all-integer uint8 for quantops modules, float otherwise, as "
+    "slimhub-tflite); --tflite=float,int8 writes <version>.<type>.tflite of "
+    "each type listed (uint8 only for quantops modules; int8 from a float "
+    "module needs --calibration_images or --calibration=synthetic).",
+    boolean=True))
+_CALIBRATION = calibration_flags.CalibrationFlags(__name__,
+                                                 "--tflite=...,int8")
 _DOWNLOAD = flags.DEFINE_bool(
     "download", False, "Download missing checkpoints (the official Slim "
     "tarballs) into --checkpoint_dir.")
@@ -112,6 +151,20 @@ def _versions(values):
         f"--versions takes integers, not {','.join(values)}") from None
 
 
+def _calibration():
+  """The calibration input of int8 steps, or None; UsageError when int8 is
+  asked for without one, or with both."""
+  int8 = "int8" in _TFLITE.value
+  images, synthetic = _CALIBRATION.chosen(int8)
+  if not int8:
+    return None
+  if not (images or synthetic):
+    raise app.UsageError("--tflite=...int8 needs --calibration_images=DIR or "
+                         "--calibration=synthetic (for the float modules)")
+  return regenerate_lib.calibration_input(images, synthetic,
+                                          _CALIBRATION.count.value)
+
+
 def main(argv):
   pipeline_args = argv[1:]
   if pipeline_args and _ENGINE.value != "beam":
@@ -131,6 +184,7 @@ def main(argv):
       checkpoint_source=_CHECKPOINT_SOURCE.value)
   log = lambda message: print(message, flush=True)
   try:
+    options = dataclasses.replace(options, calibration=_calibration())
     outcomes = regenerate_lib.regenerate(options, log=log,
                                          pipeline_args=pipeline_args)
   except (regenerate_lib.RegenerateError, fetch.FetchError) as error:

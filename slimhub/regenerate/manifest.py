@@ -7,12 +7,19 @@ directory relative to OUT (``google/imagenet/<net>/<kind>/<version>``)::
      "modules": {"google/imagenet/inception_v2/feature_vector/3": {
          "handle", "net", "kind", "version", "format", "content_sha256",
          "inputs": {"checkpoint", "checkpoint_sha256", "slimhub_version",
-                    "options"},
+                    "options": {"publisher"}},
          "checkpoint_files": {file name: sha256},
          "files": {path relative to OUT: {"sha256", "size"}},
+         "derived": {step: {"path", "inputs"}},
          "model_card", "archive", "tflite", "signatures", "verification",
          "tensorflow_version", "slimhub_version", "built_at",
          "build_seconds"}}}
+
+``derived`` lists the files made from the built module, each its own build
+step (``card``, ``archive``, ``tflite`` or ``tflite.<type>``) with the inputs
+it was made from (the module's content digest and the step's options): a
+step whose inputs or file changed is redone, and one no longer asked for is
+removed, without exporting the module again (plan.plan).
 
 ``content_sha256`` is the module's content digest (content_digest): it
 covers every file of the module directory, except that in
@@ -23,8 +30,8 @@ checkpoint with the same slimhub and TensorFlow has the same digest, and all
 its files but fingerprint.pb are byte-identical.
 
 A module is up to date when its record has the same inputs and every file
-it lists still hashes to the recorded value, with no file added to the
-module directory. The manifest is rewritten atomically (temporary file and
+of the module it lists still hashes to the recorded value, with no file
+added to the module directory. The manifest is rewritten atomically (temporary file and
 rename) after every module, so a crash loses at most the modules in flight.
 """
 
@@ -220,25 +227,108 @@ class Manifest:
     files.delete(paths)
     return merged
 
+  def _file_problem(self, path, expected_record):
+    full = files.join(self.output_dir, path)
+    if not files.isfile(full):
+      return f"{path} is missing"
+    if file_record(full) != expected_record:
+      return f"{path} changed"
+    return None
+
   def stale_reason(self, key, inputs):
     """Why the module `key` must be (re)built for `inputs`, or None if its
-    recorded files are intact and were built from the same inputs."""
+    recorded module files are intact and were built from the same inputs.
+    Derived files are derived_changes' business."""
     record = self.modules.get(key)
     if record is None:
       return "not built yet"
-    if record["inputs"] != inputs:
-      changed = sorted(name for name in set(inputs) | set(record["inputs"])
-                       if inputs.get(name) != record["inputs"].get(name))
+    recorded_inputs = module_inputs(record)
+    if recorded_inputs != inputs:
+      changed = sorted(name for name in set(inputs) | set(recorded_inputs)
+                       if inputs.get(name) != recorded_inputs.get(name))
       return f"inputs changed ({', '.join(changed)})"
+    derived = {step["path"] for step in derived_steps(record).values()}
     recorded = record["files"]
     for path, expected_record in recorded.items():
-      full = files.join(self.output_dir, path)
-      if not files.isfile(full):
-        return f"{path} is missing"
-      if file_record(full) != expected_record:
-        return f"{path} changed"
+      problem = path not in derived and self._file_problem(path,
+                                                           expected_record)
+      if problem:
+        return problem
     extra = sorted(set(relative_files(files.join(self.output_dir, key),
                                       self.output_dir)) - set(recorded))
     if extra:
       return f"unrecorded file {extra[0]} in the module"
     return None
+
+  def derived_changes(self, key, wanted):
+    """({step: why it must be made}, [steps to remove]) of the up-to-date
+    module `key` for the derived steps `wanted` ({step: {"path",
+    "inputs"}}, without the module digest its inputs get)."""
+    record = self.modules[key]
+    built = derived_steps(record)
+    to_make = {}
+    for step, spec in wanted.items():
+      have = built.get(step)
+      inputs = dict(spec["inputs"], module_sha256=record["content_sha256"])
+      if have is None:
+        to_make[step] = f"{spec['path']} not built yet"
+      elif have["inputs"] != inputs or have["path"] != spec["path"]:
+        to_make[step] = f"{spec['path']}: inputs changed"
+      else:
+        problem = self._file_problem(have["path"],
+                                     record["files"].get(have["path"]))
+        if problem:
+          to_make[step] = problem
+    return to_make, sorted(set(built) - set(wanted))
+
+  def remove_derived(self, key, steps):
+    """Deletes the files of the derived `steps` of module `key` and drops
+    them from its record; saves the manifest. The removed paths."""
+    record = self.modules[key]
+    built = derived_steps(record)
+    paths = [built[step]["path"] for step in steps]
+    files.delete([path for path in (files.join(self.output_dir, p)
+                                    for p in paths) if files.isfile(path)])
+    record["derived"] = {step: spec for step, spec in built.items()
+                         if step not in steps}
+    for path in paths:
+      record["files"].pop(path, None)
+    describe_derived(record)
+    self.save()
+    return paths
+
+
+# Module options of manifests before derived files were build steps.
+_LEGACY_OPTIONS = ("archive", "tflite")
+
+
+def module_inputs(record):
+  """The inputs the module of `record` was built from."""
+  inputs = dict(record["inputs"])
+  inputs["options"] = {name: value
+                       for name, value in inputs.get("options", {}).items()
+                       if name not in _LEGACY_OPTIONS}
+  return inputs
+
+
+def derived_steps(record):
+  """{step: {"path", "inputs"}} of the derived files of `record`; those of
+  an older record, which has no "derived", with unknown inputs."""
+  if "derived" in record:
+    return record["derived"]
+  legacy = {"card": record.get("model_card"), "archive": record.get("archive"),
+            "tflite": (record.get("tflite") or {}).get("path")}
+  return {step: {"path": path, "inputs": None}
+          for step, path in legacy.items() if path}
+
+
+def describe_derived(record):
+  """Sets the record's summary fields (model_card, archive, tflite) from
+  its derived steps and the TFLite facts in them."""
+  steps = record["derived"]
+  record["model_card"] = steps.get("card", {}).get("path")
+  record["archive"] = steps.get("archive", {}).get("path")
+  models = [dict(spec["model"], path=spec["path"])
+            for step, spec in sorted(steps.items())
+            if step.split(".")[0] == "tflite" and "model" in spec]
+  record["tflite"] = models or None

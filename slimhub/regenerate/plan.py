@@ -9,8 +9,15 @@ For every selected catalogue handle x version whose checkpoint is in
 catalog.Entry.checkpoint) -- or can be downloaded -- the module is exported
 to ``OUT/<publisher>/<collection>/<net>/<kind>/<version>/`` with its model
 card ``<version>.md`` (with `archive`, ``<version>.tar.gz``; with `tflite`,
-``<version>.tflite``), and
+``<version>.tflite`` of slimhub-tflite's default type, or
+``<version>.<type>.tflite`` of each listed type), and
 recorded in ``OUT/manifest.json`` (slimhub.regenerate.manifest).
+
+The card, archive and TFLite models are derived files, each a build step
+of its own: when only they are missing, changed or newly asked for, the
+task makes just them from the module in place; those no longer asked for
+are removed by the driver. On a remote output (gs://, ...) the module is
+rebuilt with them instead.
 
 plan() turns the selection into tasks, one per module to (re)build, which an
 engine (engines/local.py, engines/beam.py) hands to build.build in worker
@@ -33,6 +40,7 @@ import slimhub
 from slimhub import catalog
 from slimhub import interrupts
 from slimhub import provenance
+from slimhub.regenerate import build as build_lib
 from slimhub.regenerate import fetch
 from slimhub.regenerate import files
 from slimhub.regenerate import manifest as manifest_lib
@@ -47,6 +55,9 @@ FAILED = worker.FAILED
 WORK_DIR = ".regenerate-work"
 LOCK_FILE = ".regenerate.lock"
 ENGINES = ("local", "beam")
+# slimhub-tflite's default type (uint8 for quantops, float otherwise),
+# written as <version>.tflite.
+DEFAULT_TFLITE = "default"
 
 
 class RegenerateError(ValueError):
@@ -74,11 +85,18 @@ class Options:
   engine: str = "local"
   publisher: str = "google"
   archive: bool = False
-  tflite: bool = False
+  tflite: tuple = ()
+  calibration: Optional[dict] = None
   download: bool = False
   base_url: Optional[str] = None
   max_bytes: Optional[int] = None
   checkpoint_source: str = provenance.AUTO
+
+  def tflite_types(self):
+    """The TFLite types asked for: tflite=True is (DEFAULT_TFLITE,)."""
+    if self.tflite is True:
+      return (DEFAULT_TFLITE,)
+    return tuple(self.tflite or ())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,15 +175,61 @@ def _locate(entry, options, log):
 
 
 def _build_options(options):
-  """The options a module's files depend on; tflite and checkpoint_source
-  only when asked, so that manifests written before they existed stay up to
-  date."""
-  chosen = {"publisher": options.publisher, "archive": options.archive}
-  if options.tflite:
-    chosen["tflite"] = True
+  """The options a module's own files depend on (not its derived files);
+  checkpoint_source only when asked, so that manifests written before it
+  existed stay up to date."""
+  chosen = {"publisher": options.publisher}
   if options.checkpoint_source != provenance.AUTO:
     chosen["checkpoint_source"] = options.checkpoint_source
   return chosen
+
+
+def _tflite_step(model_type):
+  if model_type == DEFAULT_TFLITE:
+    return build_lib.TFLITE
+  return f"{build_lib.TFLITE}.{model_type}"
+
+
+def derived_steps(options, entry, key):
+  """{step: {"path", "inputs"}} of the derived files of module `key`; uint8
+  models only for quantops entries, calibration only for int8 models of
+  float ones."""
+  steps = [build_lib.CARD] + ([build_lib.ARCHIVE] if options.archive else [])
+  inputs = {step: {} for step in steps}
+  for model_type in options.tflite_types():
+    if model_type == "uint8" and not entry.quantized:
+      continue
+    step = _tflite_step(model_type)
+    steps.append(step)
+    inputs[step] = {"type": None if model_type == DEFAULT_TFLITE
+                    else model_type}
+    if model_type == "int8" and not entry.quantized:
+      inputs[step]["calibration"] = options.calibration
+  version = slimhub.__version__
+  return {step: {"path": key + build_lib.derived_suffix(step),
+                 "inputs": dict(inputs[step], slimhub_version=version)}
+          for step in steps}
+
+
+def calibration_input(directory=None, synthetic=False, count=100):
+  """The calibration an int8 step records: synthetic, or a directory with
+  the sha256 of its images (so that changing them redoes the step)."""
+  if synthetic:
+    return {"synthetic": True, "count": count}
+  import hashlib  # pylint: disable=g-import-not-at-top
+  from slimhub import tflite_calibration  # pylint: disable=g-import-not-at-top
+  digest = hashlib.sha256()
+  try:
+    names = sorted(os.listdir(directory))
+  except OSError as error:
+    raise RegenerateError(f"Cannot read the calibration directory "
+                          f"{directory}: {error.strerror or error}") from None
+  for name in names:
+    if name.lower().endswith(tflite_calibration.IMAGE_SUFFIXES):
+      path = os.path.join(directory, name)
+      digest.update(f"{name} {manifest_lib.sha256_file(path)}\n".encode())
+  return {"directory": os.path.abspath(directory),
+          "sha256": digest.hexdigest(), "count": count}
 
 
 def selection(options):
@@ -202,19 +266,30 @@ def plan(options, manifest, work_dir, log=print):
               "slimhub_version": slimhub.__version__,
               "options": _build_options(options)}
     stale = manifest.stale_reason(key, inputs)
-    if stale is None:
-      outcomes.append(Outcome(key, UP_TO_DATE))
-      continue
+    derived = derived_steps(options, entry, key)
     task = {"net": entry.name, "kind": kind, "version": version, "key": key,
             "checkpoint": source.prefix, "checkpoint_files": source.files,
             "inputs": inputs, "output_dir": options.output_dir,
-            "publisher": options.publisher, "archive": options.archive,
-            "tflite": options.tflite,
+            "publisher": options.publisher, "derived": derived,
             "checkpoint_source": options.checkpoint_source,
             # Slim outputs of a checkpoint, shared by its modules' checks.
             "reference_cache": files.join(work_dir, "slim-outputs"),
             "work_dir": files.join(work_dir, str(len(jobs)))}
-    jobs.append(Job(key, task, stale, source.size))
+    if stale is None:
+      to_make, to_remove = manifest.derived_changes(key, derived)
+      if to_make and files.is_remote(options.output_dir):
+        stale = "; ".join(to_make.values())
+      elif to_make:
+        task.update(derived_only=True, record=manifest.modules[key],
+                    derived={step: derived[step] for step in to_make})
+        jobs.append(Job(key, task, "; ".join(to_make.values()), 0))
+      if to_remove and not stale:
+        for path in manifest.remove_derived(key, to_remove):
+          log(f"removed {path} (no longer asked for)")
+      if not (to_make or stale):
+        outcomes.append(Outcome(key, UP_TO_DATE))
+    if stale is not None:
+      jobs.append(Job(key, task, stale, source.size))
   return in_build_order(jobs, options.jobs), outcomes
 
 
