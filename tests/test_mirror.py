@@ -496,3 +496,21 @@ def test_beam_engine_mirrors_once_from_the_driver(mirrored, tmp_path):
   for key in KEYS.values():
     assert _files(paths["cache"] / _sha1(f"{TFHUB}/{key}")) == _files(
         paths["out"] / key)
+
+
+def test_every_tflite_model_of_a_module_is_served_and_linked():
+  from slimhub.mirror import layout, pages  # pylint: disable=g-import-not-at-top
+  key = KEYS[3]
+  record = {"net": "mobilenet_v1_025_128", "kind": "feature_vector",
+            "version": 3, "format": "tf1_hub",
+            "tflite": [{"path": key + ".tflite", "type": "float"},
+                       {"path": key + ".int8.tflite", "type": "int8"}]}
+  metadata = {"default_image_size": [128, 128], "variable_input_size": True,
+              "num_features": 256}
+  row = layout._row(key, record, metadata, {"size": 1, "sha256": "0" * 64})  # pylint: disable=protected-access
+  assert row["tflite"] == [(".tflite", key + ".tflite"),
+                           (".int8.tflite", key + ".int8.tflite")]
+  assert {key + ".tflite", key + ".int8.tflite"} <= set(row["files"])
+  page = pages.module_page(row, "# Module x\n")
+  assert '<a href="3.int8.tflite">TFLite model (int8)</a>' in page
+  assert '<a href="3.tflite">TFLite model</a>' in page

@@ -15,7 +15,7 @@ allows, copies otherwise.
 
 HTTP tree: ``<root>/<key>`` is the module's tarball (root = the module, as
 hub expects for ``<url>?tf-hub-format=compressed``; static servers ignore
-the query), with ``<key>.md`` (card), ``<key>.tflite``, ``<key>.json``
+the query), with ``<key>.md`` (card), ``<key>[.<type>].tflite``, ``<key>.json``
 (manifest record) and ``<key>.html`` beside it, plus ``index.html`` and
 ``catalogue.json`` (the rows of the index; the next run removes the files
 of listed modules that the manifest no longer has).
@@ -203,9 +203,12 @@ def _row(key, record, metadata, tarball):
   """What the index says about a module, and which files it serves."""
   entry = catalog.find(record["net"])
   classify = record["kind"] == catalog.CLASSIFICATION
+  # Each TFLite model is served under its name beside the module's:
+  # <key>.tflite (the default type), <key>.<type>.tflite.
+  tflite = [(model["path"][len(key):], model["path"])
+            for model in record.get("tflite") or ()]
   served = [key, key + ".md", key + ".json", key + ".html"]
-  if record.get("tflite"):
-    served.append(key + ".tflite")
+  served += [key + suffix for suffix, _ in tflite]
   return {
       "handle": key, "net": record["net"], "kind": record["kind"],
       "version": record["version"], "format": record["format"],
@@ -213,7 +216,7 @@ def _row(key, record, metadata, tarball):
       "output_dim": metadata["num_classes" if classify else "num_features"],
       "fine_tunable": not entry.quantized,
       "size": tarball["size"], "sha256": tarball["sha256"],
-      "tflite": record["tflite"]["path"] if record.get("tflite") else None,
+      "tflite": tflite,
       "files": sorted(served),
   }
 
@@ -303,8 +306,7 @@ def _serve_module(key, record, regenerated, http_root, mirror_url, report):
   target = os.path.join(http_root, key)
   tarball = _tarball(key, record, module_dir, regenerated, target, report)
   row = _row(key, record, metadata, tarball)
-  for suffix, recorded in ((".md", record["model_card"]),
-                           (".tflite", row["tflite"])):
+  for suffix, recorded in ((".md", record["model_card"]), *row["tflite"]):
     if recorded:
       report.count(_publish_file(os.path.join(regenerated, recorded),
                                  record["files"][recorded], target + suffix),

@@ -125,8 +125,11 @@ def module_page(row, card, mirror_url=None):
         f" data-root=\"{root}\" data-path=\"{html.escape(key)}\"")
   downloads = [(name, "module tarball"), (name + ".md", "model card"),
                (name + ".json", "manifest record")]
-  if row["tflite"]:
-    downloads.insert(1, (posixpath.basename(row["tflite"]), "TFLite model"))
+  for index, (suffix, _) in enumerate(row["tflite"], 1):
+    kind = suffix[1:-len(".tflite")]
+    downloads.insert(index, (name + suffix,
+                             f"TFLite model ({kind})" if kind else
+                             "TFLite model"))
   links = "".join(f"<a href=\"{html.escape(href)}\">{what}</a>"
                   for href, what in downloads)
   return _page(key, (
