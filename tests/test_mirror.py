@@ -216,6 +216,17 @@ OFFLINE_SCRIPT = textwrap.dedent("""
             images).numpy().tolist(),
         "v3": hub.load(handle + "feature_vector/3").signatures["default"](
             images=images)["default"].numpy().tolist()}
+    # slimhub's own consumers resolve the handles through the same cache.
+    import slimhub.hub_module as slimhub_hub
+    from slimhub.keras import KerasLayer
+    with tf.Graph().as_default():
+      module = slimhub_hub.Module(handle + "feature_vector/3")
+      features = module(tf.constant(np.load(sys.argv[1])))
+      with tf.compat.v1.Session() as session:
+        session.run(tf.compat.v1.global_variables_initializer())
+        seen["v3_hub_module"] = session.run(features).tolist()
+    seen["v5_keras3"] = KerasLayer(handle + "feature_vector/5")(
+        images).numpy().tolist()
     try:
       hub.load(handle + "feature_vector/4")  # not in the cache
     except Exception as error:  # pylint: disable=broad-except
@@ -227,8 +238,9 @@ OFFLINE_SCRIPT = textwrap.dedent("""
 def test_seeded_cache_loads_tfhub_handles_offline(mirrored, local_features,
                                                   tmp_path):
   """With TFHUB_CACHE_DIR seeded and every name lookup and socket
-  connection failing, hub.load and hub.KerasLayer of the tfhub.dev handles
-  load the regenerated modules (hard links, with hub's descriptor file); a
+  connection failing, hub.load and hub.KerasLayer, slimhub.hub_module and
+  slimhub.keras.KerasLayer of the tfhub.dev handles load the regenerated
+  modules (hard links, with hub's descriptor file); a
   handle the cache lacks fails on the blocked network."""
   cache = mirrored["cache"]
   for key in KEYS.values():
@@ -251,6 +263,10 @@ def test_seeded_cache_loads_tfhub_handles_offline(mirrored, local_features,
   np.testing.assert_array_equal(seen["v5"], local_features[5])
   np.testing.assert_array_equal(seen["v5_layer"], local_features[5])
   np.testing.assert_array_equal(seen["v3"], local_features[3])
+  np.testing.assert_allclose(seen["v3_hub_module"], local_features[3],
+                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(seen["v5_keras3"], local_features[5],
+                             rtol=1e-5, atol=1e-6)
 
 
 def test_http_tree_layout(mirrored):
