@@ -73,21 +73,39 @@ def atomic_directory(target, overwrite=False):
     raise
 
 
-def write_file(path, data):
-  """Writes `data` (str or bytes) to `path` through a synced temporary
-  sibling and a rename; the directory is created if needed."""
-  directory = os.path.dirname(os.path.abspath(path))
+# Temporaries are hidden siblings ".<name>.<pid>.<token>" + TEMPORARY_SUFFIX,
+# so that a reader of the directory (e.g. the mirror's clean-up after a
+# killed run) can tell them from finished files.
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def replace_with(path, write):
+  """Calls write(temporary) for a temporary sibling of `path` that does not
+  exist yet, syncs it and renames it to `path`; the directory is created if
+  needed. A failed write leaves neither `path` changed nor the temporary."""
+  directory, name = os.path.split(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
-  handle, temporary = tempfile.mkstemp(
-      prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+  temporary = os.path.join(
+      directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}"
+      f"{TEMPORARY_SUFFIX}")
   try:
-    with os.fdopen(handle, "w" if isinstance(data, str) else "wb") as f:
-      f.write(data)
-      f.flush()
+    write(temporary)
+    with open(temporary, "rb") as f:
       os.fsync(f.fileno())
-    os.chmod(temporary, 0o644)
     os.replace(temporary, path)
   except BaseException:
-    if os.path.exists(temporary):
+    if os.path.lexists(temporary):
       os.remove(temporary)
     raise
+
+
+def write_file(path, data):
+  """Writes `data` (str or bytes) to `path` through a synced temporary
+  sibling and a rename (replace_with)."""
+
+  def write(temporary):
+    with open(temporary, "w" if isinstance(data, str) else "wb") as f:
+      f.write(data)
+    os.chmod(temporary, 0o644)
+
+  replace_with(path, write)

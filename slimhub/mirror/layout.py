@@ -46,7 +46,6 @@ CATALOGUE_FILE = "catalogue.json"
 CATALOGUE_SCHEMA = "slimhub-mirror-catalogue/1"
 INDEX_FILE = "index.html"
 METADATA_FILE = os.path.join("assets.extra", "slimhub_metadata.json")
-_TEMPORARY_SUFFIX = ".tmp"
 _CHUNK = 1 << 20
 
 
@@ -87,11 +86,6 @@ def descriptor_text(handle):
           f"Downloader Hostname: {socket.gethostname()} (PID:{os.getpid()})")
 
 
-def _temporary(path):
-  directory, name = os.path.split(path)
-  return os.path.join(directory, f".{name}.{os.getpid()}{_TEMPORARY_SUFFIX}")
-
-
 def _same_file(path, source, expected):
   """Whether `path` already holds the bytes of `source` (recorded as
   `expected`): the same inode, or the same size and sha256."""
@@ -110,27 +104,12 @@ def _link_or_copy(source, target):
     os.chmod(target, 0o644)
 
 
-def _rename_into_place(write, path):
-  """Calls write(temporary sibling of `path`), syncs it and renames it to
-  `path`."""
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  temporary = _temporary(path)
-  try:
-    write(temporary)
-    with open(temporary, "rb") as f:
-      os.fsync(f.fileno())
-    os.replace(temporary, path)
-  except BaseException:
-    if os.path.lexists(temporary):
-      os.remove(temporary)
-    raise
-
-
 def _publish_file(source, expected, path):
   """Puts `source` at `path` unless it is already there; whether it wrote."""
   if _same_file(path, source, expected):
     return False
-  _rename_into_place(lambda temporary: _link_or_copy(source, temporary), path)
+  atomic.replace_with(path,
+                      lambda temporary: _link_or_copy(source, temporary))
   return True
 
 
@@ -246,7 +225,7 @@ def _remove_leftovers(http_root, keys):
       continue
     for name in os.listdir(directory):
       path = os.path.join(directory, name)
-      if (name.startswith(".") and name.endswith(_TEMPORARY_SUFFIX)
+      if (name.startswith(".") and name.endswith(atomic.TEMPORARY_SUFFIX)
           and os.path.isfile(path)):
         os.remove(path)
 
@@ -293,8 +272,8 @@ def _tarball(key, record, module_dir, regenerated, path, report):
   if _tarball_matches(path, _module_files(record, key)):
     report.count(False, key)
   else:
-    _rename_into_place(lambda temporary: archive.write(module_dir, temporary),
-                       path)
+    atomic.replace_with(path,
+                        lambda temporary: archive.write(module_dir, temporary))
     report.count(True, key)
   return manifest_lib.file_record(path)
 
