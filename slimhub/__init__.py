@@ -11,6 +11,6 @@ __all__ = ["get_expected_image_size"]
 
 def __getattr__(name):
   if name == "get_expected_image_size":
-    from slimhub import image_size  # pylint: disable=g-import-not-at-top
+    from slimhub.formats import image_size  # pylint: disable=g-import-not-at-top
     return image_size.get_expected_image_size
   raise AttributeError(f"module 'slimhub' has no attribute '{name}'")

@@ -9,7 +9,7 @@ the catalogue name, kind and version, the export directory, the checkpoint
 (readable, every needed variable present with the right shape). The module
 is then written into a staging directory and renamed into place.
 
-The metadata says first where the weights come from (slimhub.provenance):
+The metadata says first where the weights come from (slimhub.build.provenance):
 untrained values of a slimhub-make-checkpoint seed, the catalogue's
 published checkpoint (only when the caller says so), or unidentified.
 """
@@ -22,11 +22,11 @@ from typing import Callable, Optional
 import tensorflow as tf
 
 from slimhub import catalog
-from slimhub import checkpoints
-from slimhub import module_fn as module_fn_lib
-from slimhub import deterministic
-from slimhub import preprocessing
-from slimhub import provenance
+from slimhub.build import checkpoints
+from slimhub.build import module_fn as module_fn_lib
+from slimhub.reference import deterministic
+from slimhub.build import preprocessing
+from slimhub.build import provenance
 from slimhub.formats import atomic
 from slimhub.formats import tf1_hub
 from slimhub.formats import tf2_saved_model
@@ -150,7 +150,7 @@ def _check_quantization(entry, prefix, shapes):
         "directory)")
   if not entry.quantized and quant_ranges:
     quantops = f"{entry.name}/quantops"
-    hint = (f"; export it as --net={quantops}" if quantops in
+    hint = (f"; export it as net {quantops!r}" if quantops in
             {e.name for e in catalog.ENTRIES} else "")
     raise ExportError(
         f"Checkpoint {prefix} is a quantization-aware (quant) checkpoint "
@@ -193,7 +193,8 @@ def export_module(net, kind, version, checkpoint, export_dir, *,
       preprocessing_kind=preprocessing_kind)
   weights = identify_weights(entry, prefix, checkpoint_source, training_note)
   try:
-    atomic.check_target(export_dir, overwrite)
+    atomic.check_target(export_dir, overwrite,
+                        names=("export_dir", "overwrite=True"))
   except atomic.ExportDirError as error:
     raise ExportError(str(error)) from None
   handle = entry.handle(kind, version)

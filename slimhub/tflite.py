@@ -39,7 +39,7 @@ import os
 
 import numpy as np
 
-from slimhub import image_size
+from slimhub.formats import image_size
 from slimhub import tflite_runtime
 from slimhub.formats import atomic
 from slimhub.formats import hub_protos

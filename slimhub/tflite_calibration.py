@@ -7,7 +7,7 @@ Images from a directory are its JPEG and PNG files in name order, decoded
 to RGB and resized (bilinear, antialiased) to the module's expected size,
 in [0, 1] as every image module expects them: the first `count` calibrate,
 up to `count` more are held out to measure the model against its module.
-Synthetic images (deterministic noise and waves, slimhub.deterministic) only
+Synthetic images (deterministic noise and waves, slimhub.reference.deterministic) only
 exercise the pipeline: ranges calibrated on them say nothing of the model's
 accuracy on photos. Held-out images are synthetic too when the directory has
 no images left over.
@@ -19,7 +19,7 @@ from typing import Optional
 
 import numpy as np
 
-from slimhub import deterministic
+from slimhub.reference import deterministic
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 HELD_OUT_SYNTHETIC = 8

@@ -35,7 +35,7 @@ def reference_checkpoint(tmp_path_factory):
   Written once per session from the reference variable list (aux heads and
   global_step included, like a real Slim checkpoint).
   """
-  from slimhub import deterministic  # pylint: disable=g-import-not-at-top
+  from slimhub.reference import deterministic  # pylint: disable=g-import-not-at-top
   cache = {}
   root = tmp_path_factory.mktemp("reference_checkpoints")
 

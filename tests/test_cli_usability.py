@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from slimhub.exporters import catalog_cli
+from slimhub import quiet
 from slimhub.exporters import common
 
 BIN = os.path.dirname(sys.executable)
@@ -187,19 +188,19 @@ def test_verbosity_requested(argv, wanted):
 
 def test_hidden_stderr_is_replayed_when_the_import_fails(capfd):
   with pytest.raises(ImportError):
-    with common._stderr_hidden():  # pylint: disable=protected-access
+    with quiet.stderr_hidden():
       os.write(2, b"native start-up line\n")
       raise ImportError("broken install")
   assert capfd.readouterr().err == "native start-up line\n"
-  with common._stderr_hidden():  # pylint: disable=protected-access
+  with quiet.stderr_hidden():
     os.write(2, b"native start-up line\n")
   os.write(2, b"after\n")
   assert capfd.readouterr().err == "after\n"
 
 
 def test_a_crash_while_stderr_is_hidden_still_shows_where():
-  probe = ("from slimhub.exporters import common\n"
-           "with common._stderr_hidden():\n"
+  probe = ("from slimhub import quiet\n"
+           "with quiet.stderr_hidden():\n"
            "  import os; os.abort()\n")
   result = subprocess.run([sys.executable, "-c", probe], capture_output=True,
                           text=True, check=False)

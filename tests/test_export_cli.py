@@ -13,7 +13,7 @@ import time
 import pytest
 
 import reference_data
-from slimhub import deterministic
+from slimhub.reference import deterministic
 
 STEM = "mobilenet_v1_025_128"
 

@@ -22,7 +22,7 @@ import pytest
 
 from slimhub import catalog
 from slimhub.regenerate import fetch
-from slimhub.exporters import make_checkpoint
+from slimhub.reference import untrained as make_checkpoint
 
 NET = "mobilenet_v1_025_128"
 STEM = "mobilenet_v1_0.25_128"

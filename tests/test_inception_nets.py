@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from slimhub import net_graph
+from slimhub.reference import net_graph
 from slimhub.slim_nets import inception_common
 
 _NETS = ("inception_v1", "inception_v2", "inception_v3",

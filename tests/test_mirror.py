@@ -23,8 +23,8 @@ import pytest
 import hub015_env
 import reference_data
 from slimhub import catalog
-from slimhub import deterministic
-from slimhub.exporters import make_checkpoint
+from slimhub.reference import deterministic
+from slimhub.reference import untrained as make_checkpoint
 from slimhub.regenerate import manifest as manifest_lib
 
 REPO = pathlib.Path(__file__).resolve().parent.parent

@@ -11,9 +11,9 @@ import pytest
 import tensorflow as tf
 
 import reference_data
-from slimhub import checkpoints
-from slimhub import deterministic
-from slimhub import net_graph
+from slimhub.build import checkpoints
+from slimhub.reference import deterministic
+from slimhub.reference import net_graph
 from slimhub import slim_nets
 
 # Below depth 1.0, v2's Conv_1 and v3's Conv_2 keep their full width (Slim's

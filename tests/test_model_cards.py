@@ -14,10 +14,10 @@ import tensorflow as tf
 
 import tfhub_doc_checks
 from slimhub import catalog
-from slimhub import deterministic
+from slimhub.reference import deterministic
 from slimhub import export
-from slimhub import provenance
-from slimhub.exporters import make_checkpoint
+from slimhub.build import provenance
+from slimhub.reference import untrained as make_checkpoint
 from slimhub.regenerate import cards as model_cards
 
 # num_features of the architectures in the checks below (catalogue.md §3).

@@ -19,8 +19,8 @@ import tf_slim as slim
 
 import test_regenerate
 from slimhub import catalog
-from slimhub import module_fn
-from slimhub.exporters import make_checkpoint
+from slimhub.build import module_fn
+from slimhub.reference import untrained as make_checkpoint
 from slimhub.formats import hub_protos
 from slimhub.formats import tf1_hub
 from slimhub.formats import tf2_saved_model

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 import reference_data
 from slimhub import catalog
-from slimhub import net_graph
+from slimhub.reference import net_graph
 from slimhub.slim_nets import nasnet
 
 # Final drop-path keep probability of each net's research/slim hparams.

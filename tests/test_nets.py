@@ -12,7 +12,7 @@ import pytest
 
 import reference_data
 from slimhub import catalog
-from slimhub import net_graph
+from slimhub.reference import net_graph
 from slimhub import slim_nets
 
 TOLERANCE = 1e-4

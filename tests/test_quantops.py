@@ -21,14 +21,14 @@ import hub015_env
 import reference_data
 import test_hub015
 from slimhub import catalog
-from slimhub import checkpoints
-from slimhub import deterministic
-from slimhub import image_size
-from slimhub import quant_calibration
+from slimhub.build import checkpoints
+from slimhub.reference import deterministic
+from slimhub.formats import image_size
+from slimhub.reference import quant_calibration
 from slimhub import slim_nets
 from slimhub import tflite
 from slimhub import tflite_runtime
-from slimhub.exporters import make_checkpoint
+from slimhub.reference import untrained as make_checkpoint
 from slimhub.formats import tf1_hub
 from slimhub.verify import verifier
 

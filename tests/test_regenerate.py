@@ -19,14 +19,14 @@ import pytest
 import reference_data
 import tfhub_doc_checks
 from slimhub import catalog
-from slimhub import checkpoints
-from slimhub import deterministic
+from slimhub.build import checkpoints
+from slimhub.reference import deterministic
 from slimhub import export
 from slimhub.regenerate import build as regenerate_worker
 from slimhub.regenerate import manifest as manifest_lib
 from slimhub.regenerate import plan as regenerate_lib
 from slimhub import slim_nets
-from slimhub.exporters import make_checkpoint
+from slimhub.reference import untrained as make_checkpoint
 
 SAMPLE_NETS = ("mobilenet_v1_025_128", "mobilenet_v2_035_96",
                "mobilenet_v3_small_075_224")

@@ -5,8 +5,8 @@ import pytest
 import tensorflow as tf
 
 import reference_data
-from slimhub import deterministic
-from slimhub import net_graph
+from slimhub.reference import deterministic
+from slimhub.reference import net_graph
 from slimhub import slim_nets
 
 # Slim's weight decay of each family's conv weights (logits included).

@@ -16,7 +16,7 @@ import tf_keras
 import reference_data
 import slimhub
 from slimhub import catalog
-from slimhub import net_graph
+from slimhub.reference import net_graph
 
 TOLERANCE = 1e-4
 STEMS = ("inception_v2", "mobilenet_v1_050_160", "mobilenet_v2_035_96")

@@ -20,7 +20,7 @@ from slimhub import catalog
 from slimhub import tflite
 from slimhub import tflite_calibration
 from slimhub import tflite_runtime
-from slimhub.exporters import make_checkpoint
+from slimhub.reference import untrained as make_checkpoint
 
 BIN = os.path.dirname(sys.executable)
 INTEGER_KERNELS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")

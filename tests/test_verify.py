@@ -102,7 +102,7 @@ def test_reference_cache_serves_the_other_modules_of_a_net(
   assert _status(first)["checkpoint_parity"] == "pass"
   (stored,) = cache.iterdir()
 
-  from slimhub import net_graph  # pylint: disable=g-import-not-at-top
+  from slimhub.reference import net_graph  # pylint: disable=g-import-not-at-top
   def no_rebuild(*unused_args, **unused_kwargs):
     raise AssertionError("the Slim net was rebuilt despite the cache")
   monkeypatch.setattr(net_graph, "build", no_rebuild)

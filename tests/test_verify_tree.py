@@ -18,7 +18,7 @@ import pytest
 
 import reference_data
 from slimhub import catalog
-from slimhub import deterministic
+from slimhub.reference import deterministic
 
 NET = "mobilenet_v1_025_128"
 V2_NET = "mobilenet_v2_035_96"

@@ -125,7 +125,7 @@ class Workspace:
     self.work_dir = os.path.abspath(work_dir)
 
   def checkpoint(self, net):
-    from slimhub.exporters import make_checkpoint  # pylint: disable=g-import-not-at-top
+    from slimhub.reference import untrained as make_checkpoint  # pylint: disable=g-import-not-at-top
     prefix = os.path.join(self.work_dir, "checkpoints", net, "model.ckpt")
     if not os.path.exists(prefix + ".index"):
       make_checkpoint.make_checkpoint(net, 1, prefix=prefix)
@@ -144,7 +144,7 @@ def bench_inference(workspace, net, repeats, peer):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
   from slimhub import catalog  # pylint: disable=g-import-not-at-top
-  from slimhub import net_graph  # pylint: disable=g-import-not-at-top
+  from slimhub.reference import net_graph  # pylint: disable=g-import-not-at-top
   entry = catalog.find(net)
   size = entry.image_size
   raw = net_graph.build(entry.net, num_classes=1001, image_size=size)
@@ -364,7 +364,7 @@ def bench_regenerate(workspace, nets, baseline_python, rounds):
   over `rounds` rounds that run every engine in turn (this machine's speed
   drifts between minutes); ratios are taken within a round."""
   from slimhub import catalog  # pylint: disable=g-import-not-at-top
-  from slimhub.exporters import make_checkpoint  # pylint: disable=g-import-not-at-top
+  from slimhub.reference import untrained as make_checkpoint  # pylint: disable=g-import-not-at-top
   checkpoint_dir = os.path.join(workspace.work_dir, "regenerate_checkpoints")
   for net in nets:
     entry = catalog.find(net)
@@ -707,9 +707,9 @@ def main():
   if unknown:
     parser.error(f"--parts: unknown {sorted(unknown)}; choose from {PARTS}")
   sys.path.insert(0, REPO)
-  # TensorFlow's first import is quiet.
-  from slimhub.exporters import common  # pylint: disable=g-import-not-at-top
-  common.quiet_tensorflow()
+  from slimhub import quiet  # pylint: disable=g-import-not-at-top
+  quiet.import_tensorflow_quietly()  # before TensorFlow's first import
+  quiet.quiet_tensorflow()
   workspace = Workspace(args.work_dir)
   rows = []
   for net in args.nets.split(","):

@@ -17,7 +17,7 @@ from absl import flags
 
 from slimhub import catalog
 from slimhub import slim_nets
-from slimhub.exporters import common
+from slimhub import quiet
 from slimhub.verify import golden
 from slimhub.verify import security
 
@@ -31,7 +31,7 @@ _VERSIONS = flags.DEFINE_list("versions", None,
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  common.quiet_tensorflow()
+  quiet.quiet_tensorflow()
   union, outside = collections.Counter(), collections.Counter()
   versions = [int(v) for v in _VERSIONS.value] if _VERSIONS.value else None
   for entry, kind, version in catalog.modules(_HANDLES.value, versions):

@@ -11,14 +11,16 @@ compared with the first one's.
 import os
 import sys
 
-from slimhub.exporters import common  # first: TensorFlow's import is quiet
+from slimhub import quiet
+
+quiet.import_tensorflow_quietly()  # before TensorFlow's first import
 
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-order
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-order
 import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top,wrong-import-order
 
 import slimhub  # pylint: disable=g-import-not-at-top
-from slimhub import deterministic  # pylint: disable=g-import-not-at-top
+from slimhub.reference import deterministic  # pylint: disable=g-import-not-at-top
 
 
 def _signatures(signatures):
@@ -60,7 +62,7 @@ def _describe_tf2(path, images):
 
 
 def main(paths):
-  common.quiet_tensorflow()
+  quiet.quiet_tensorflow()
   first = None
   for path in paths:
     size = slimhub.get_expected_image_size(path)

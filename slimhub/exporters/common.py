@@ -1,23 +1,17 @@
-"""Shared plumbing of the absl binaries: a quiet TensorFlow, the binary's own
---help, a quiet end on a closed output pipe or a signal, error exits."""
+"""Shared plumbing of the absl binaries: --verbosity read from the command
+line (slimhub.quiet does the quieting), the binary's own --help, a quiet end
+on a closed output pipe or a signal, error exits."""
 
-import contextlib
-import faulthandler
-import importlib.abc
-import importlib.util
-import logging
 import os
 import signal
 import sys
-import tempfile
 import threading
-import warnings
 
 from absl import app
 from absl import flags
-from absl import logging as absl_logging
 
 from slimhub import interrupts
+from slimhub import quiet
 
 # absl's spellings of --help (plus -h, which absl does not know); --helpfull
 # stays absl's.
@@ -28,8 +22,6 @@ _VERBOSITY_ARGS = frozenset(("-v", "--v", "-verbosity", "--verbosity"))
 # for a program killed by SIGPIPE, as `cat` or `grep` would be.
 CLOSED_PIPE_STATUS = 128 + signal.SIGPIPE
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-# The file descriptor of the user's stderr, which _stderr_hidden moves.
-_visible_stderr = 2
 
 
 def _flag_args(argv):
@@ -47,116 +39,16 @@ def verbosity_requested(argv):
              for arg in _flag_args(argv))
 
 
-@contextlib.contextmanager
-def _stderr_hidden():
-  """Points file descriptor 2 at a temporary file for the block (native
-  libraries write there directly); replays the file if the block fails.
-  A crash in the block (e.g. an abort in a native library) still shows its
-  Python traceback on the real stderr."""
-  global _visible_stderr
-  sys.stderr.flush()
-  try:
-    saved = os.dup(2)
-  except OSError:  # no stderr at all: nothing to hide
-    yield
-    return
-  _visible_stderr = saved
-  faulthandler_was_enabled = faulthandler.is_enabled()
-  faulthandler.enable(file=saved)
-  with tempfile.TemporaryFile() as hidden:
-    os.dup2(hidden.fileno(), 2)
-    failed = True
-    try:
-      yield
-      failed = False
-    except KeyboardInterrupt:
-      failed = False  # a signal (interrupts.Interrupted), not a failure
-      raise
-    finally:
-      sys.stderr.flush()
-      os.dup2(saved, 2)
-      _visible_stderr = 2
-      if faulthandler_was_enabled:
-        faulthandler.enable()
-      else:
-        faulthandler.disable()
-      os.close(saved)
-      if failed:
-        hidden.seek(0)
-        os.write(2, hidden.read())
-
-
-def _import_quietly(loader, module):
-  """Runs TensorFlow's import, and its search for devices, with stderr
-  hidden."""
-  with _stderr_hidden():
-    loader.exec_module(module)
-    module.config.list_physical_devices()
-
-
-class _QuietTensorFlow(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-  """Finds `tensorflow` until it is imported, and loads it with
-  _import_quietly; the module keeps its own loader."""
-
-  def __init__(self):
-    self.loader = None
-    self._finding = False
-
-  def find_spec(self, fullname, path=None, target=None):
-    del path, target  # `tensorflow` is a top-level package
-    if fullname != "tensorflow" or self._finding:
-      return None
-    self._finding = True  # find_spec below asks this finder too
-    try:
-      spec = importlib.util.find_spec(fullname)
-    finally:
-      self._finding = False
-    if spec is None or spec.loader is None:
-      return spec
-    self.loader = spec.loader
-    spec.loader = self
-    return spec
-
-  def create_module(self, spec):
-    return self.loader.create_module(spec)
-
-  def exec_module(self, module):
-    sys.meta_path.remove(self)
-    module.__spec__.loader = module.__loader__ = self.loader
-    _import_quietly(self.loader, module)
-
-
-def import_tensorflow_quietly(argv=None):
-  """Makes the first import of TensorFlow, whenever something does it,
-  hide its start-up lines on stderr.
-
-  TensorFlow's native libraries log their start-up (oneDNN, CUDA stubs, CPU
-  features, cuInit) before absl's C++ logging is initialised, ignoring
-  TF_CPP_MIN_LOG_LEVEL. So stderr is hidden while TensorFlow loads and looks
-  for devices, and shown if that fails; TF_CPP_MIN_LOG_LEVEL=2 (unless set)
-  then hides later C++ info and warnings. Lazy, so that a program that
-  never needs TensorFlow (slimhub-regenerate's driver) never pays for it.
-  Does nothing when TensorFlow is already imported or `argv` (default
-  sys.argv) asks for --verbosity.
-  """
-  if "tensorflow" in sys.modules or verbosity_requested(
-      sys.argv if argv is None else argv):
-    return
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  if not any(isinstance(finder, _QuietTensorFlow) for finder in sys.meta_path):
-    sys.meta_path.insert(0, _QuietTensorFlow())
+def verbose(argv=None):
+  """Whether the binary's command line (default sys.argv) asks for
+  --verbosity: what it passes down as `verbose` to slimhub.quiet and to
+  the processes it starts."""
+  return verbosity_requested(sys.argv if argv is None else argv)
 
 
 def quiet_tensorflow():
-  """Hides TF1-API deprecation and SavedModel chatter that says nothing to a
-  user (the binaries print their own progress lines), unless --verbosity
-  was given. Does not import TensorFlow."""
-  if flags.FLAGS["verbosity"].present:
-    return
-  logging.getLogger("tensorflow").setLevel(logging.ERROR)
-  absl_logging.set_verbosity(absl_logging.ERROR)
-  warnings.filterwarnings("ignore", category=UserWarning)
-  warnings.filterwarnings("ignore", category=DeprecationWarning)
+  """slimhub.quiet.quiet_tensorflow for this binary's command line."""
+  quiet.quiet_tensorflow(verbose())
 
 
 def fail(program, message):
@@ -185,7 +77,7 @@ def _end_now(signum, frame):
   del frame
   program = os.path.basename(sys.argv[0]).removesuffix(".py")
   interrupted = interrupts.Interrupted(signum)
-  os.write(_visible_stderr, f"{program}: {interrupted}\n".encode())
+  os.write(quiet.visible_stderr(), f"{program}: {interrupted}\n".encode())
   os._exit(interrupted.exit_status)  # pylint: disable=protected-access
 
 

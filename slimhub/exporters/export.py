@@ -18,10 +18,11 @@ from absl import app
 from absl import flags
 
 from slimhub import catalog
-from slimhub import checkpoints
-from slimhub import preprocessing
-from slimhub import provenance
+from slimhub.build import checkpoints
+from slimhub.build import preprocessing
+from slimhub.build import provenance
 from slimhub.exporters import common
+from slimhub.formats import atomic
 
 _NET = flags.DEFINE_string(
     "net", None, "Catalogue net, e.g. mobilenet_v1_050_160 or "
@@ -68,6 +69,11 @@ def main(argv):
     catalog.version_spec(catalog.find(_NET.value), _VERSION.value)
   except (KeyError, ValueError) as error:
     common.fail("slimhub-export", str(error).strip('"'))
+  try:
+    atomic.check_target(_EXPORT_DIR.value, _OVERWRITE.value,
+                        names=("--export_dir", "--overwrite"))
+  except atomic.ExportDirError as error:
+    common.fail("slimhub-export", error)
   from slimhub import export as export_lib  # pylint: disable=g-import-not-at-top
   try:
     export_lib.export_module(

@@ -9,7 +9,7 @@ depend only on each variable's name, shape and the seed (the scheme of the
 reference data); they classify nothing. Quantops nets also get their
 weights_quant / act_quant ranges, calibrated on deterministic images, and
 the EMA helpers of a quantization-aware checkpoint
-(slimhub.quant_calibration). With --checkpoint_dir the checkpoint is
+(slimhub.reference.quant_calibration). With --checkpoint_dir the checkpoint is
 written where the official tarball would extract it.
 
 Every checkpoint holds the variable slimhub/untrained_seed (the seed), so
@@ -17,13 +17,11 @@ that a module exported from it, wherever the files are copied, says that
 its weights are untrained; no module restores it.
 """
 
-import os
-
 from absl import app
 from absl import flags
 
-from slimhub import catalog
 from slimhub.exporters import common
+from slimhub.reference import untrained
 
 _NET = flags.DEFINE_string("net", None, "Catalogue net (see slimhub-catalog).")
 _SEED = flags.DEFINE_integer("seed", 1, "Seed of the deterministic values.")
@@ -36,27 +34,8 @@ flags.mark_flag_as_required("net")
 flags.mark_flags_as_mutual_exclusive(["output", "checkpoint_dir"],
                                      required=True)
 
-
-def make_checkpoint(net, seed, prefix=None, checkpoint_dir=None):
-  """Writes the deterministic checkpoint of catalogue `net`; its prefix."""
-  entry = catalog.find(net)
-  if entry.unsupported:
-    raise ValueError(f"{entry.name} is not supported: {entry.unsupported}")
-  if prefix is None:
-    if not entry.checkpoint:
-      raise ValueError(f"The catalogue names no checkpoint for {entry.name}; "
-                       "pass --output")
-    prefix = os.path.join(checkpoint_dir, entry.checkpoint)
-  os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
-  if entry.quantized:
-    from slimhub import quant_calibration  # pylint: disable=g-import-not-at-top
-    from slimhub import slim_nets  # pylint: disable=g-import-not-at-top
-    return quant_calibration.write_checkpoint(
-        slim_nets.get(entry.net), entry.image_size, seed, prefix)
-  from slimhub import deterministic  # pylint: disable=g-import-not-at-top
-  from slimhub import net_graph  # pylint: disable=g-import-not-at-top
-  return deterministic.write_checkpoint(
-      net_graph.checkpoint_variables(entry), seed, prefix)
+# The old import path of the library function, for one release.
+make_checkpoint = untrained.make_checkpoint
 
 
 def main(argv):
@@ -64,8 +43,11 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   common.quiet_tensorflow()
   try:
-    prefix = make_checkpoint(_NET.value, _SEED.value, _OUTPUT.value,
-                             _CHECKPOINT_DIR.value)
+    prefix = untrained.make_checkpoint(_NET.value, _SEED.value, _OUTPUT.value,
+                                       _CHECKPOINT_DIR.value)
+  except untrained.NoCheckpointPath:
+    common.fail("slimhub-make-checkpoint", "The catalogue names no checkpoint "
+                f"for {_NET.value}; pass --output")
   except (KeyError, ValueError) as error:
     common.fail("slimhub-make-checkpoint", str(error).strip('"'))
   print(f"Wrote an untrained deterministic checkpoint (seed {_SEED.value}) "

@@ -41,7 +41,7 @@ from absl import flags
 
 from slimhub import interrupts
 from slimhub.mirror import layout as mirror_lib
-from slimhub import provenance
+from slimhub.build import provenance
 from slimhub.regenerate import fetch
 from slimhub.regenerate import files
 from slimhub.regenerate import plan as regenerate_lib
@@ -181,7 +181,7 @@ def main(argv):
       tflite=_TFLITE.value,
       download=_DOWNLOAD.value, base_url=_BASE_URL.value,
       max_bytes=_MAX_BYTES.value,
-      checkpoint_source=_CHECKPOINT_SOURCE.value)
+      checkpoint_source=_CHECKPOINT_SOURCE.value, verbose=common.verbose())
   log = lambda message: print(message, flush=True)
   try:
     options = dataclasses.replace(options, calibration=_calibration())

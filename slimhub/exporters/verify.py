@@ -97,7 +97,8 @@ def _options(runner, reference_cache=None):
                         against=_AGAINST.value,
                         allow_ops=tuple(_ALLOW_OPS.value),
                         max_bytes=_MAX_BYTES.value,
-                        reference_cache=reference_cache)
+                        reference_cache=reference_cache,
+                        verbose=common.verbose())
 
 
 def _write_junit(runner, outcomes):

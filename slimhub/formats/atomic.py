@@ -17,15 +17,21 @@ class ExportDirError(ValueError):
   """The export target cannot be used."""
 
 
-def check_target(target, overwrite):
-  """Raises ExportDirError if writing `target` would clobber something."""
+def check_target(target, overwrite, names=("target", "overwrite=True")):
+  """Raises ExportDirError if writing `target` would clobber something.
+
+  names: what the caller calls the target and the overwrite choice, for
+  the message (a library its parameters, a binary its flags).
+  """
+  target_name, overwrite_name = names
   target = os.path.abspath(target)
   if os.path.isfile(target):
-    raise ExportDirError(f"--export_dir {target} is a file, not a directory")
+    raise ExportDirError(
+        f"{target_name} {target} is a file, not a directory")
   if os.path.isdir(target) and os.listdir(target) and not overwrite:
     raise ExportDirError(
-        f"--export_dir {target} exists and is not empty; pass --overwrite "
-        "to replace it")
+        f"{target_name} {target} exists and is not empty; pass "
+        f"{overwrite_name} to replace it")
 
 
 def _pid_alive(pid):

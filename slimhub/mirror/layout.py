@@ -211,7 +211,7 @@ def _read_catalogue(http_root):
     raise MirrorError(f"Cannot read {path}: {error}") from None
   if data.get("schema") != CATALOGUE_SCHEMA:
     raise MirrorError(f"{path} has schema {data.get('schema')!r}, not "
-                      f"{CATALOGUE_SCHEMA!r}; is --http_root another tree?")
+                      f"{CATALOGUE_SCHEMA!r}; is http_root another tree?")
   return data["modules"]
 
 

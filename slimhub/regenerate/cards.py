@@ -22,7 +22,7 @@ import textwrap
 from typing import Optional
 
 from slimhub import catalog
-from slimhub import provenance
+from slimhub.build import provenance
 
 TFHUB_URL = "https://tfhub.dev"
 LABELS_URL = ("https://storage.googleapis.com/download.tensorflow.org/data/"

@@ -86,7 +86,7 @@ def default_max_bytes(entry):
   _WEIGHT_COPIES times the float32 size of the net's variables (as built
   by net_graph, so TensorFlow is imported here only) plus _FIXED_ALLOWANCE.
   """
-  from slimhub import net_graph  # pylint: disable=g-import-not-at-top
+  from slimhub.reference import net_graph  # pylint: disable=g-import-not-at-top
   values = sum(math.prod(shape)
                for _, shape in net_graph.checkpoint_variables(entry))
   return _WEIGHT_COPIES * _BYTES_PER_VALUE * values + _FIXED_ALLOWANCE

@@ -39,7 +39,7 @@ from typing import Optional
 import slimhub
 from slimhub import catalog
 from slimhub import interrupts
-from slimhub import provenance
+from slimhub.build import provenance
 from slimhub.regenerate import build as build_lib
 from slimhub.regenerate import fetch
 from slimhub.regenerate import files
@@ -91,6 +91,8 @@ class Options:
   base_url: Optional[str] = None
   max_bytes: Optional[int] = None
   checkpoint_source: str = provenance.AUTO
+  # Workers show TensorFlow's log lines (the binary's --verbosity).
+  verbose: bool = False
 
   def tflite_types(self):
     """The TFLite types asked for: tflite=True is (DEFAULT_TFLITE,)."""

@@ -1,6 +1,6 @@
 """Worker processes that build modules, one forked child per module.
 
-    python -m slimhub.regenerate.worker WORK_DIR
+    python -m slimhub.regenerate.worker WORK_DIR [--verbose]
 
 A worker imports TensorFlow and slimhub once, then reads one task (JSON,
 see plan.plan) per line on stdin. For each it forks a child that runs
@@ -15,6 +15,10 @@ The outcome of a task lands in ``<task work_dir>/result.json``:
 {"status": "built", "record": ...} or {"status": "failed", "reason": ...},
 with "seconds" from the fork to the result (absent when the child died).
 Parents poll for that file (WorkerProcess).
+
+TensorFlow's start-up and log lines are hidden unless --verbose (the
+binary's --verbosity, passed down): then they go to the worker's stderr,
+which is the user's.
 
 A worker whose parent dies, even by SIGKILL, kills its child and exits
 (it watches its parent process id); a child exits as soon as its worker is
@@ -88,10 +92,11 @@ def _child(task):
   os._exit(code)  # pylint: disable=protected-access
 
 
-def _serve():
+def _serve(verbose):
   """Builds each task read from stdin in a forked child, in turn."""
-  from slimhub.exporters import common  # pylint: disable=g-import-not-at-top
-  common.quiet_tensorflow()
+  from slimhub import quiet  # pylint: disable=g-import-not-at-top
+  quiet.import_tensorflow_quietly(verbose)
+  quiet.quiet_tensorflow(verbose)
   # Everything a build imports, imported once before the first fork.
   from slimhub import export  # pylint: disable=g-import-not-at-top,unused-import
   from slimhub import verify  # pylint: disable=g-import-not-at-top,unused-import
@@ -124,17 +129,21 @@ def _serve():
 class WorkerProcess:
   """A worker process and the task it builds, seen from its parent."""
 
-  def __init__(self, work_dir, environment=None):
+  def __init__(self, work_dir, environment=None, verbose=False):
     os.makedirs(work_dir, exist_ok=True)
     self.log_path = os.path.join(work_dir, "worker.log")
     self.task = None
     self.started = None
     self._log_offset = 0
+    # Verbose, the worker's stderr (TensorFlow's lines) is the user's.
     with open(self.log_path, "w") as log_file:
       self.process = subprocess.Popen(
-          python_command("slimhub.regenerate.worker") + [work_dir],
-          stdin=subprocess.PIPE, stdout=log_file, stderr=subprocess.STDOUT,
-          env=environment or environment_of_workers(), text=True)
+          python_command("slimhub.regenerate.worker") + [work_dir]
+          + ["--verbose"] * verbose,
+          stdin=subprocess.PIPE, stdout=log_file,
+          stderr=None if verbose else subprocess.STDOUT,
+          env=environment or environment_of_workers(verbose=verbose),
+          text=True)
 
   @property
   def idle(self):
@@ -206,13 +215,15 @@ def python_path():
       [root] + [p for p in [os.environ.get("PYTHONPATH")] if p])
 
 
-def environment_of_workers(workers=1):
-  """The environment of the workers: python_path(), and each of `workers`
-  workers on this machine gets its share of the cores for TensorFlow's
-  thread pools (unless TF_NUM_*_THREADS are set): pools sized to every
-  core in every worker make them preempt one another."""
-  environment = dict(os.environ, PYTHONPATH=python_path())
-  environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+def environment_of_workers(workers=1, verbose=False):
+  """The environment of the workers: python_path(), TensorFlow's C++ log
+  quiet unless `verbose`, and each of `workers` workers on this machine
+  gets its share of the cores for TensorFlow's thread pools (unless
+  TF_NUM_*_THREADS are set): pools sized to every core in every worker
+  make them preempt one another."""
+  from slimhub import quiet  # pylint: disable=g-import-not-at-top
+  environment = quiet.worker_environment(
+      dict(os.environ, PYTHONPATH=python_path()), verbose)
   if workers > 1:
     share = str(max(1, (os.cpu_count() or 1) // workers))
     environment.setdefault("TF_NUM_INTRAOP_THREADS", share)
@@ -222,7 +233,7 @@ def environment_of_workers(workers=1):
 
 def main():
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
-  _serve()
+  _serve(verbose="--verbose" in sys.argv[2:])
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ import numpy as np
 import tensorflow as tf
 
 from slimhub import catalog
-from slimhub import checkpoints
-from slimhub import net_graph
+from slimhub.build import checkpoints
+from slimhub.reference import net_graph
 from slimhub import slim_nets
 from slimhub.formats import atomic
 from slimhub.verify import golden

@@ -24,7 +24,7 @@ import tempfile
 
 from slimhub import catalog
 from slimhub import export
-from slimhub import module_fn as module_fn_lib
+from slimhub.build import module_fn as module_fn_lib
 from slimhub.formats import tf1_hub
 from slimhub.formats import tf2_saved_model
 from slimhub.verify import layout as layout_lib

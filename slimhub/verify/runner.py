@@ -21,6 +21,7 @@ import tempfile
 import time
 from xml.etree import ElementTree
 
+from slimhub import quiet
 from slimhub.verify import security
 
 TIMEOUT = "verify.timeout"
@@ -38,6 +39,8 @@ class Options:
   max_bytes: int = security.DEFAULT_MAX_BYTES
   checkpoint_dir: str = None
   reference_cache: str = None
+  # The child shows TensorFlow's log lines on stderr (slimhub.quiet).
+  verbose: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +91,13 @@ def _last_line(text):
   return lines[-1].strip() if lines else "no output"
 
 
+def _show_if_verbose(stderr, options):
+  """A verbose run passes the child's log lines on to the user."""
+  if options.verbose and stderr:
+    sys.stderr.write(stderr)
+    sys.stderr.flush()
+
+
 def verify_in_child(module_dir, options, timeout):
   """The Outcome of verifying `module_dir` in a child process; timeout in
   seconds (None: no limit)."""
@@ -101,7 +111,8 @@ def verify_in_child(module_dir, options, timeout):
     child = subprocess.Popen(
         [sys.executable, "-m", "slimhub.verify.runner", request, result],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)
+        start_new_session=True,
+        env=quiet.worker_environment(os.environ, options.verbose))
     try:
       _, stderr = child.communicate(timeout=timeout)
     except BaseException as error:  # the timeout, or the parent interrupted
@@ -112,6 +123,7 @@ def verify_in_child(module_dir, options, timeout):
       detail = (f"killed after {timeout:g} s (--timeout): the verification "
                 "did not finish")
       return _failed(module_dir, TIMEOUT, detail, elapsed())
+    _show_if_verbose(stderr, options)
     if child.returncode != 0 or not os.path.exists(result):
       detail = (f"the verifying process ended with status "
                 f"{child.returncode}: {_last_line(stderr)}")
@@ -193,8 +205,8 @@ def _child(request_path, result_path):
   """The child's side: verify, write {"report", "table"} or {"error"}."""
   with open(request_path) as f:
     request = json.load(f)
-  from slimhub.exporters import common  # pylint: disable=g-import-not-at-top
-  common.quiet_tensorflow()
+  quiet.import_tensorflow_quietly(request["verbose"])
+  quiet.quiet_tensorflow(request["verbose"])
   from slimhub.verify import report  # pylint: disable=g-import-not-at-top
   from slimhub.verify import verifier  # pylint: disable=g-import-not-at-top
   try:

@@ -17,7 +17,7 @@ import time
 from typing import Optional
 
 from slimhub import catalog
-from slimhub import checkpoints
+from slimhub.build import checkpoints
 from slimhub.verify import checks
 from slimhub.verify import common_checks
 from slimhub.verify import context as context_lib

@@ -69,8 +69,9 @@ _CACHED_CHECKPOINTS = 3
 class BuildModules(beam.DoFn):
   """Builds the module of each task; records out, failures to DEAD_LETTER."""
 
-  def __init__(self, records_dir, stop_path, workers_here=1):
+  def __init__(self, records_dir, stop_path, workers_here=1, verbose=False):
     super().__init__()
+    self.verbose = verbose  # the workers show TensorFlow's lines
     self.records_dir = records_dir
     self.stop_path = stop_path
     self.workers_here = workers_here  # sharing this machine's cores
@@ -128,7 +129,9 @@ class BuildModules(beam.DoFn):
     """The worker's result for `task`; None if the stop file said "now"."""
     if self.worker is None or not self.worker.alive:
       self.worker = worker_lib.WorkerProcess(
-          self.scratch, worker_lib.environment_of_workers(self.workers_here))
+          self.scratch,
+          worker_lib.environment_of_workers(self.workers_here, self.verbose),
+          self.verbose)
     self.worker.submit(task)
     looked = time.time()
     while True:
@@ -318,15 +321,14 @@ def run(jobs, options, manifest, work_dir, log=print, pipeline_args=(),
   records_dir = manifest_lib.records_dir(options.output_dir)
   dead_letter = files.join(work_dir, DEAD_LETTER)
   stop_path = files.join(work_dir, STOP_FILE)
-  # The binaries' --verbosity sets the root logger's level (absl).
-  quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
+  quiet = not options.verbose
   pipeline, runner, slots = _pipeline(pipeline_args, options.jobs, quiet)
   log(f"Beam pipeline on {runner} for {len(jobs)} modules")
   results = (pipeline
              | "Tasks" >> beam.Create(slotted(jobs, slots), reshuffle=False)
              | "Slots" >> beam.GroupByKey()
              | "Build" >> beam.ParDo(BuildModules(records_dir, stop_path,
-                                                  slots or 1))
+                                                  slots or 1, options.verbose))
              .with_outputs(DEAD_LETTER, main="records"))
   _ = results[DEAD_LETTER] | "DeadLetter" >> beam.Map(_commit_failure,
                                                       dead_letter)

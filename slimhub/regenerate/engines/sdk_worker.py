@@ -21,8 +21,8 @@ def main(argv):
   level = logging.getLevelName(argv[1] if len(argv) > 1 else "ERROR")
   if level > logging.INFO:
     # The DoFn needs no TensorFlow; should anything import it, quietly.
-    from slimhub.exporters import common  # pylint: disable=g-import-not-at-top
-    common.import_tensorflow_quietly(argv=[])
+    from slimhub import quiet  # pylint: disable=g-import-not-at-top
+    quiet.import_tensorflow_quietly()
   signal.signal(signal.SIGINT, signal.SIG_IGN)
   signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the binaries' one line
   handler = logging.StreamHandler()
