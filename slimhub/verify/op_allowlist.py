@@ -30,8 +30,15 @@ _GROUPS = {
     "random": ("RandomUniform", "GreaterEqual", "SelectV2",
                "TruncatedNormal"),
     # Variables: handles, reads and the assigns of BN moving averages.
+    # Resource variables (slimhub's exports), then TF 1.x's reference
+    # variables (Google's TF1 Hub modules; read through Identity): each of
+    # these only creates, writes or tests the one variable its ref input or
+    # output is wired to (tensorflow/core/ops/state_ops.cc), like its
+    # resource twin; no file, network or host access.
     "variables": ("VarHandleOp", "ReadVariableOp", "AssignVariableOp",
-                  "AssignSubVariableOp"),
+                  "AssignSubVariableOp",
+                  "VariableV2", "Assign", "AssignSub", "AssignAdd",
+                  "IsVariableInitialized"),
     # Graph plumbing: inputs, constants, identities, no-ops.
     "plumbing": ("Placeholder", "PlaceholderWithDefault", "Const",
                  "Identity", "NoOp"),
