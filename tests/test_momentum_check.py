@@ -297,6 +297,25 @@ def test_reference_variable_module_with_cut_momentum_names_the_batch_norm(
   assert result.detail.startswith("momentum 0.5 moved 1 of 27 moving_mean")
 
 
+@pytest.mark.slow
+def test_nasnet_mobile_with_reference_variables(exported_reference_module,
+                                                tmp_path):
+  """Google's NASNet-family TF1 modules hold reference variables: such a
+  nasnet_mobile v3 passes by default, and one with cell_1's momentum cut
+  fails naming its batch norms. (nasnet_mobile has no drop path; the tiny
+  tf1_ref module has.)"""
+  module_dir = exported_reference_module("nasnet_mobile",
+                                         catalog.CLASSIFICATION, 3)
+  assert "VariableV2" in _op_types(module_dir)[("train",)]
+  report = verify(module_dir)
+  assert report.passed, [r for r in report.results if r.status == "fail"]
+  directory = tmp_path / "cut"
+  shutil.copytree(module_dir, directory)
+  cut_momentum("cell_1/")(directory)
+  result = _fails_naming(str(directory), "cell_1/")
+  assert "cell_1/beginning_bn/moving_mean: 1.000x" in result.lines
+
+
 @pytest.mark.parametrize("module_format,check_id,fragment", [
     ("tf1", "tf1.inference", f"the [] outputs depend on {PATHS} random ops "
      "(random_uniform/RandomUniform, random_uniform_1/RandomUniform, "),
