@@ -73,3 +73,20 @@ def exported_module(tmp_path_factory, reference_checkpoint):
   """Returns a function (stem, kind, version) -> directory of that module,
   exported once per session from the stem's deterministic checkpoint."""
   return export_once(tmp_path_factory.mktemp("modules"), reference_checkpoint)
+
+
+@pytest.fixture(scope="session")
+def exported_reference_module(tmp_path_factory, reference_checkpoint):
+  """As exported_module, but the TF1 modules are built with TF 1.x's
+  reference variables (VariableV2, Assign, AssignSub), as Google's published
+  TF1 Hub modules were."""
+  from slimhub.formats import tf1_hub  # pylint: disable=g-import-not-at-top
+  export = export_once(tmp_path_factory.mktemp("reference_variable_modules"),
+                       reference_checkpoint)
+
+  def module(stem, kind, version):
+    with pytest.MonkeyPatch.context() as patch:
+      patch.setattr(tf1_hub, "RESOURCE_VARIABLES", False)
+      return export(stem, kind, version)
+
+  return module

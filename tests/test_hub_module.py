@@ -226,6 +226,42 @@ def test_scopes_variables_and_collections(small_module):
         a, reader.get_tensor("MobilenetV1/Conv2d_0/weights"))
 
 
+def test_fine_tunes_a_reference_variable_module(exported_reference_module):
+  """A module with TF 1.x's reference variables (VariableV2, AssignSub), as
+  Google's were built: it loads past the allowlist, restores its variables
+  and one training step moves its weights and moving averages."""
+  module_dir = exported_reference_module(SMALL[0], CLASSIFICATION, SMALL[1])
+  keys = tf.compat.v1.GraphKeys
+  with tf.Graph().as_default() as graph:
+    module = hub_module.Module(module_dir, trainable=True, tags={"train"})
+    assert all(v.dtype._is_ref_dtype for v in module.variables)  # pylint: disable=protected-access
+    images = tf.constant(np.random.default_rng(0).uniform(
+        0, 1, (2, 128, 128, 3)).astype(np.float32))
+    logits = module({"images": images, "batch_norm_momentum": 0.5},
+                    signature="image_classification_with_bn_hparams")
+    inference = hub_module.Module(module_dir)(images)
+    loss = tf.compat.v1.losses.sparse_softmax_cross_entropy(
+        tf.constant([1, 2]), logits)
+    with tf.control_dependencies(graph.get_collection(keys.UPDATE_OPS)):
+      train_op = tf.compat.v1.train.GradientDescentOptimizer(0.01).minimize(
+          loss)
+    names = ["MobilenetV1/Conv2d_0/weights",
+             "MobilenetV1/Conv2d_0/BatchNorm/moving_mean"]
+    watched = [module.variable_map[name] for name in names]
+    with tf.compat.v1.Session() as session:
+      session.run(tf.compat.v1.global_variables_initializer())
+      before = session.run(watched)
+      first = session.run(inference)
+      session.run(train_op)
+      after = session.run(watched)
+  reader = tf.train.load_checkpoint(
+      os.path.join(module_dir, tf1_hub.VARIABLES_PREFIX))
+  for name, value, moved in zip(names, before, after):
+    np.testing.assert_array_equal(value, reader.get_tensor(name))
+    assert np.abs(moved - value).sum() > 0, name
+  assert first.shape == (2, 1001) and np.isfinite(first).all()
+
+
 def _untrusted_copy(module_dir, target):
   """A copy of the module whose {"train"} UPDATE_OPS read a file."""
   shutil.copytree(module_dir, target)

@@ -39,6 +39,7 @@ PATHS = 3
 KEEP_PROB = 0.5
 MOMENTUM = "hub_input/batch_norm_momentum"
 RUNS = 20
+# TF 1.x's reference variables, as Google's TF1 Hub modules hold them.
 REFERENCE_VARIABLE_OPS = ("VariableV2", "Assign", "AssignSub")
 
 
@@ -162,9 +163,8 @@ def _momentum_check_runs(directory, runs):
 def test_drop_path_module_passes_every_run(variant, drop_path_modules):
   directory = drop_path_modules[variant]
   module_format = variant[:3]
-  # The allowlist holds the ops of slimhub's exports: resource variables.
-  report = verify(directory, allow_ops=REFERENCE_VARIABLE_OPS
-                  if variant == "tf1_ref" else ())
+  # Reference variables (tf1_ref) are in the allowlist too.
+  report = verify(directory)
   assert report.passed, [r for r in report.results if r.status == "fail"]
   status = {r.id: r.status for r in report.results}
   assert status[f"{module_format}.batch_norm_momentum"] == "pass"
@@ -226,10 +226,20 @@ def _fails_naming(directory, scope):
   return result
 
 
+def _op_types(directory):
+  """{variant tags: set of op types} of a TF1 module's graphs."""
+  return {tuple(sorted(meta_graph.meta_info_def.tags)):
+          {node.op for node in meta_graph.graph_def.node}
+          for meta_graph in tf1_hub.read_saved_model(directory).meta_graphs}
+
+
+@pytest.mark.parametrize("variant", ["tf1", "tf1_ref"])
 def test_tiny_module_with_cut_momentum_names_the_batch_norm(
-    drop_path_modules, tmp_path):
+    variant, drop_path_modules, tmp_path):
   directory = tmp_path / "cut"
-  shutil.copytree(drop_path_modules["tf1"], directory)
+  shutil.copytree(drop_path_modules[variant], directory)
+  if variant == "tf1_ref":
+    assert set(REFERENCE_VARIABLE_OPS) <= _op_types(directory)[("train",)]
   cut_momentum("path_1_bn/")(directory)
   _fails_naming(str(directory), "path_1_bn/")
 
@@ -243,6 +253,67 @@ def test_mobilenet_with_cut_momentum_names_the_batch_norm(
   cut_momentum(scope)(directory)
   result = _fails_naming(str(directory), scope)
   assert result.detail.startswith("momentum 0.5 moved 1 of 27 moving_mean")
+
+
+REFERENCE_STEM = "mobilenet_v1_025_128"
+
+
+def test_reference_variable_module_passes_without_allow_ops(
+    exported_reference_module):
+  """A module built as Google's TF1 Hub modules were, with TF 1.x's
+  reference variables, passes every check by default (issue 23)."""
+  directory = exported_reference_module(REFERENCE_STEM,
+                                        catalog.CLASSIFICATION, 3)
+  op_types = _op_types(directory)
+  assert set(op_types) == {(), ("train",)}
+  for tags, types_ in op_types.items():
+    assert "VariableV2" in types_ and "Assign" in types_, tags
+    assert not {"VarHandleOp", "ReadVariableOp"} & types_, tags
+  assert "AssignSub" in op_types[("train",)]
+  report = verify(directory)
+  assert report.passed, [r for r in report.results if r.status == "fail"]
+  results = {r.id: r for r in report.results}
+  scan = results["security.op_allowlist"]
+  assert scan.status == checks.PASS and "--allow_ops" not in scan.detail
+  for check_id in ("variables.readable", "tf1.variables",
+                   "tf1.regularization_losses", "tf1.update_ops_present",
+                   "tf1.update_ops_move_statistics", "tf1.inference",
+                   "golden_layout"):
+    assert results[check_id].status == checks.PASS, results[check_id]
+  assert results["tf1.batch_norm_momentum"].detail.startswith(
+      "momentum 0.5 moves every moving_mean 50.00x as far as 0.99; the "
+      "default is 0.99")
+
+
+def test_reference_variable_module_with_cut_momentum_names_the_batch_norm(
+    exported_reference_module, tmp_path):
+  directory = tmp_path / "cut"
+  shutil.copytree(exported_reference_module(
+      REFERENCE_STEM, catalog.CLASSIFICATION, 3), directory)
+  assert "VariableV2" in _op_types(directory)[("train",)]
+  scope = "MobilenetV1/Conv2d_3_pointwise/"
+  cut_momentum(scope)(directory)
+  result = _fails_naming(str(directory), scope)
+  assert result.detail.startswith("momentum 0.5 moved 1 of 27 moving_mean")
+
+
+@pytest.mark.slow
+def test_nasnet_mobile_with_reference_variables(exported_reference_module,
+                                                tmp_path):
+  """Google's NASNet-family TF1 modules hold reference variables: such a
+  nasnet_mobile v3 passes by default, and one with cell_1's momentum cut
+  fails naming its batch norms. (nasnet_mobile has no drop path; the tiny
+  tf1_ref module has.)"""
+  module_dir = exported_reference_module("nasnet_mobile",
+                                         catalog.CLASSIFICATION, 3)
+  assert "VariableV2" in _op_types(module_dir)[("train",)]
+  report = verify(module_dir)
+  assert report.passed, [r for r in report.results if r.status == "fail"]
+  directory = tmp_path / "cut"
+  shutil.copytree(module_dir, directory)
+  cut_momentum("cell_1/")(directory)
+  result = _fails_naming(str(directory), "cell_1/")
+  assert "cell_1/beginning_bn/moving_mean: 1.000x" in result.lines
 
 
 @pytest.mark.parametrize("module_format,check_id,fragment", [

@@ -34,6 +34,10 @@ SUPPORTED_COLLECTIONS = frozenset([
     hub_protos.ATTACHMENTS_COLLECTION,
 ])
 VARIABLES_PREFIX = os.path.join("variables", "variables")
+# slimhub builds resource variables. False builds TF 1.x's reference
+# variables (VariableV2, Assign, AssignSub), as Google's published TF1 Hub
+# modules hold them: the tests set it to check such modules.
+RESOURCE_VARIABLES = True
 # The ops of quantization-aware graphs (quantops modules).
 FAKE_QUANT_OPS = frozenset({"FakeQuantWithMinMaxVars",
                             "FakeQuantWithMinMaxArgs"})
@@ -89,7 +93,7 @@ def build_meta_graph(module_fn, tags, kwargs):
   """
   graph = tf.Graph()
   with graph.as_default(), compat.graph_building():
-    with tf.compat.v1.variable_scope("", use_resource=True):
+    with tf.compat.v1.variable_scope("", use_resource=RESOURCE_VARIABLES):
       module_graph = module_fn(**kwargs)
     _drop_unsupported_collections(graph)
     _check_state_colocation(graph, tags)

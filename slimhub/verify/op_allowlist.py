@@ -4,7 +4,9 @@ Derived from what slimhub's exports of every family and version contain:
 ``tools/module_op_types.py`` lists them per module, and
 tests/test_security.py checks that every export passes with this list
 alone. A new op type in an export fails those tests; add it to its group
-only after reviewing what it does. File I/O (ReadFile, WriteFile,
+only after reviewing what it does. Beyond them, only the reference-variable
+ops of TF 1.x (Google's TF1 Hub modules) and the ops of image modules made
+with plain TF or Keras are listed. File I/O (ReadFile, WriteFile,
 MatchingFiles, ...), PyFunc / EagerPyFunc and ops that reach the network or
 the host never belong here.
 """
@@ -30,8 +32,15 @@ _GROUPS = {
     "random": ("RandomUniform", "GreaterEqual", "SelectV2",
                "TruncatedNormal"),
     # Variables: handles, reads and the assigns of BN moving averages.
+    # Resource variables (slimhub's exports), then TF 1.x's reference
+    # variables (Google's TF1 Hub modules; read through Identity): each of
+    # these only creates, writes or tests the one variable its ref input or
+    # output is wired to (tensorflow/core/ops/state_ops.cc), like its
+    # resource twin; no file, network or host access.
     "variables": ("VarHandleOp", "ReadVariableOp", "AssignVariableOp",
-                  "AssignSubVariableOp"),
+                  "AssignSubVariableOp",
+                  "VariableV2", "Assign", "AssignSub", "AssignAdd",
+                  "IsVariableInitialized"),
     # Graph plumbing: inputs, constants, identities, no-ops.
     "plumbing": ("Placeholder", "PlaceholderWithDefault", "Const",
                  "Identity", "NoOp"),
