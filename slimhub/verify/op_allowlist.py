@@ -14,14 +14,16 @@ the host never belong here.
 _GROUPS = {
     # Convolutions, dense layers and their biases.
     "layers": ("Conv2D", "DepthwiseConv2dNative", "MatMul", "BiasAdd"),
-    # Batch norm (Slim's fused form, training and inference).
-    "batch_norm": ("FusedBatchNormV3",),
+    # Batch norm (Slim's fused form, training and inference); V1 and V2
+    # are the same computation as TF 1.x graphs (Google's modules) hold it.
+    "batch_norm": ("FusedBatchNormV3", "FusedBatchNorm", "FusedBatchNormV2"),
     # Pooling and activations.
     "pooling": ("AvgPool", "MaxPool", "Mean"),
     "activations": ("Relu", "Relu6", "Softmax"),
     # Elementwise arithmetic: residuals, scaling of inputs, BN momentum
-    # updates, weight decay (L2Loss), drop path.
-    "arithmetic": ("AddV2", "AddN", "Sub", "Mul", "RealDiv", "Floor",
+    # updates, weight decay (L2Loss), drop path; Add is AddV2 as TF 1.x
+    # graphs hold it.
+    "arithmetic": ("AddV2", "Add", "AddN", "Sub", "Mul", "RealDiv", "Floor",
                    "L2Loss"),
     # Shapes: concatenating branches, squeezing spatial dims, padding, the
     # shapes of dropout and drop-path masks.
