@@ -125,6 +125,27 @@ def first_run(tmp_path_factory, checkpoint_dir):
                                 "--archive"))
 
 
+# A line of TensorFlow's native logging; group 1 is the logging thread's id,
+# which for the start-up lines is the process id.
+TF_LOG_LINE = re.compile(r"^[IWEF]\d{4} [\d:.]+ +(\d+) \S+\.cc:\d+\]",
+                         re.MULTILINE)
+
+
+def test_verbosity_reaches_the_workers(tmp_path, checkpoint_dir, first_run):
+  """-v shows TensorFlow's lines from each worker process (the driver never
+  imports TensorFlow); the quiet first run shows none."""
+  assert not TF_LOG_LINE.search(first_run[1].stderr), first_run[1].stderr
+  process = subprocess.Popen(
+      regenerate(checkpoint_dir, tmp_path / "out", "--jobs=2", "-v=1",
+                 handles=SAMPLE[:2], versions="1"),
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  stdout, stderr = process.communicate(timeout=600)
+  assert process.returncode == 0, stdout + stderr
+  workers = {int(pid) for pid in TF_LOG_LINE.findall(stderr)}
+  assert process.pid not in workers
+  assert len(workers) >= 2, stderr
+
+
 def test_regenerate_skip_and_rebuild(tmp_path, checkpoint_dir, first_run):
   """The first run builds and records the sample, a second one skips it,
   and a deleted module or a changed card is rebuilt alone."""

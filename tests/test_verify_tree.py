@@ -233,3 +233,29 @@ def test_ci_example_verifies_with_checkpoints_and_publishes_the_report():
                      "mikepenz/action-junit-report@")]
   assert reporter["if"] == "always()"
   assert reporter["with"]["report_paths"] == options["junit_xml"]
+
+
+# A line of TensorFlow's native logging; group 1 is the logging thread's id,
+# which for the start-up lines is the process id.
+TF_LOG_LINE = re.compile(r"^[IWEF]\d{4} [\d:.]+ +(\d+) \S+\.cc:\d+\]",
+                         re.MULTILINE)
+
+
+def test_verbosity_reaches_the_verifying_children(exported_module, tmp_path):
+  """-v shows TensorFlow's lines from each child process (ids other than
+  the driver's); without it, no process shows any."""
+  tree = tmp_path / "out"
+  for name, module in {"a": (NET, FV, 3), "b": (NET, CLS, 1)}.items():
+    shutil.copytree(exported_module(*module), tree / name)
+  runs = {}
+  for verbosity in ([], ["-v=1"]):
+    process = subprocess.Popen(
+        [VERIFY, f"--module_dir={tree}", "--jobs=2", *verbosity],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stdout + stderr
+    runs[bool(verbosity)] = process.pid, stderr
+  assert not TF_LOG_LINE.search(runs[False][1]), runs[False][1]
+  driver, stderr = runs[True]
+  children = {int(pid) for pid in TF_LOG_LINE.findall(stderr)} - {driver}
+  assert len(children) >= 2, stderr
