@@ -47,9 +47,9 @@ class Entry:
     TF-Slim READMEs write it (None if never published).
   tarball_base: the base URL the tarball lives under.
   tarball_sha256: the tarball's pinned SHA-256, when known.
-  architecture: key of the architecture's model-card facts
-    (slimhub.regenerate.cards.ARCHITECTURES), e.g. "pnasnet-5-large"; every
-    catalogue entry has one.
+  architecture: the architecture's key in slimhub.architectures.ARCHITECTURES
+    (papers, prose, tfhub.dev id), e.g. "pnasnet-5-large"; every catalogue
+    entry has one.
   depth_multiplier: the MobileNet width, as the docs write it ("0.25").
   published: False for slimhub extras that Google never put on tfhub.dev.
   quantized: a quantops entry: the fake-quantized, inference-only net of a

@@ -6,11 +6,13 @@ A card follows the format of Google's pages for these modules (first line
 ``# Module <handle>``, a one-line description, ``<!-- key: value -->``
 metadata, then Overview / Training / Usage / Fine-tuning / Changelog, with
 ``hub.Module for TF1`` or ``TF2 SavedModel`` first from version 3 on).
-What a card says comes from the catalogue (entry, version rules), from the
-architecture table below (papers, cells, filters, checkpoint pages) and from
-the built module's own metadata (feature and class counts, input size,
-batch norm momentum, where the weights come from), so it describes the
-module that was actually written.
+What a card says comes from the catalogue (entry, version rules, and the
+architecture facts of slimhub.architectures: papers, prose, checkpoint
+pages), from the Slim net's config (cells, filters, path dropout: the
+numbers the exporter builds the graph from) and from the built module's own
+metadata (feature and class counts, input size, batch norm momentum, where
+the weights come from), so it describes the module that was actually
+written. This module only renders.
 
 Only a card of the catalogue's published checkpoint (provenance.PUBLISHED)
 cites a training and its dataset. Untrained weights are announced in the
@@ -21,6 +23,7 @@ import dataclasses
 import textwrap
 from typing import Optional
 
+from slimhub import architectures
 from slimhub import catalog
 from slimhub.build import provenance
 
@@ -31,8 +34,6 @@ _SIGNATURES_DOC = "https://www.tensorflow.org/hub/common_signatures/images"
 _TF1_FINE_TUNING_DOC = ("https://www.tensorflow.org/hub/tf1_hub_module"
                         "#fine-tuning")
 _TF2_DOC = "https://www.tensorflow.org/hub/tf2_saved_model"
-_SLIM_MODELS = "https://github.com/tensorflow/models/blob/master/research/slim"
-_ARXIV = "https://arxiv.org/abs"
 
 # The tfhub.dev metadata values of each collection.
 _DATASETS = {"imagenet": ("imagenet-ilsvrc-2012-cls",
@@ -42,268 +43,6 @@ _DATASETS = {"imagenet": ("imagenet-ilsvrc-2012-cls",
 TASKS = {catalog.FEATURE_VECTOR: "image-feature-vector",
          catalog.CLASSIFICATION: "image-classification"}
 FORMATS = {catalog.TF1_HUB: "hub", catalog.TF2_SAVED_MODEL: "saved_model_2"}
-
-
-@dataclasses.dataclass(frozen=True)
-class Paper:
-  authors: str
-  title: str
-  arxiv: str
-  year: int
-
-  def citation(self):
-    link = f"[\"{self.title}\"]({_ARXIV}/{self.arxiv})"
-    return f"  * {self.authors}: {link}, {self.year}."
-
-
-@dataclasses.dataclass(frozen=True)
-class Architecture:
-  """What a model card says about one architecture.
-
-  name: display name ("PNASNet-5 (large)").
-  tfhub_id: the tfhub.dev `network-architecture` id, or None where
-    tfhub.dev has none (the card then omits the key).
-  background: ((paragraph, papers), ...): the prose that introduces the
-    architecture, each paragraph followed by the papers it cites.
-  build: how the Slim implementation is configured; formatted with
-    {slim}, {depth} and {size}.
-  weights_page: (link text, URL) of the page that lists the checkpoint;
-    empty when no checkpoint was published.
-  drop_path_keep_prob: the (P)NASNet path-dropout keep probability of the
-    train graph, or None for nets without path dropout.
-  batch_norm: False for nets without batch normalization (VGG), whose
-    cards say nothing about its momentum.
-  """
-  name: str
-  tfhub_id: Optional[str]
-  background: tuple
-  build: str
-  weights_page: tuple
-  drop_path_keep_prob: Optional[float] = None
-  batch_norm: bool = True
-
-
-_SLIM_README = ("TF-Slim's pre-trained models",
-                f"{_SLIM_MODELS}/README.md#pre-trained-models")
-
-_GOOGLENET = Paper(
-    "Christian Szegedy, Wei Liu, Yangqing Jia, Pierre Sermanet, Scott Reed, "
-    "Dragomir Anguelov, Dumitru Erhan, Vincent Vanhoucke, Andrew Rabinovich",
-    "Going deeper with convolutions", "1409.4842", 2014)
-_BATCH_NORM = Paper(
-    "Sergey Ioffe, Christian Szegedy",
-    "Batch Normalization: Accelerating Deep Network Training by Reducing "
-    "Internal Covariate Shift", "1502.03167", 2015)
-_INCEPTION_V3 = Paper(
-    "Christian Szegedy, Vincent Vanhoucke, Sergey Ioffe, Jonathon Shlens, "
-    "Zbigniew Wojna", "Rethinking the Inception Architecture for Computer "
-    "Vision", "1512.00567", 2015)
-_INCEPTION_V4 = Paper(
-    "Christian Szegedy, Sergey Ioffe, Vincent Vanhoucke, Alex Alemi",
-    "Inception-v4, Inception-ResNet and the Impact of Residual Connections "
-    "on Learning", "1602.07261", 2016)
-_RESNET = Paper("Kaiming He, Xiangyu Zhang, Shaoqing Ren, Jian Sun",
-                "Deep Residual Learning for Image Recognition", "1512.03385",
-                2015)
-_RESNET_V2 = Paper("Kaiming He, Xiangyu Zhang, Shaoqing Ren, Jian Sun",
-                   "Identity Mappings in Deep Residual Networks", "1603.05027",
-                   2016)
-_VGG = Paper("Karen Simonyan, Andrew Zisserman",
-             "Very Deep Convolutional Networks for Large-Scale Image "
-             "Recognition", "1409.1556", 2014)
-_MOBILENET_V1 = Paper(
-    "Andrew G. Howard, Menglong Zhu, Bo Chen, Dmitry Kalenichenko, Weijun "
-    "Wang, Tobias Weyand, Marco Andreetto, Hartwig Adam",
-    "MobileNets: Efficient Convolutional Neural Networks for Mobile Vision "
-    "Applications", "1704.04861", 2017)
-_MOBILENET_V2 = Paper(
-    "Mark Sandler, Andrew Howard, Menglong Zhu, Andrey Zhmoginov, "
-    "Liang-Chieh Chen", "Inverted Residuals and Linear Bottlenecks: Mobile "
-    "Networks for Classification, Detection and Segmentation", "1801.04381",
-    2018)
-_MOBILENET_V3 = Paper(
-    "Andrew Howard, Mark Sandler, Grace Chu, Liang-Chieh Chen, Bo Chen, "
-    "Mingxing Tan, Weijun Wang, Yukun Zhu, Ruoming Pang, Vijay Vasudevan, "
-    "Quoc V. Le, Hartwig Adam", "Searching for MobileNetV3", "1905.02244",
-    2019)
-_NAS = Paper("Barret Zoph, Quoc V. Le",
-             "Neural Architecture Search with Reinforcement Learning",
-             "1611.01578", 2017)
-_NASNET = Paper("Barret Zoph, Vijay Vasudevan, Jonathon Shlens, Quoc V. Le",
-                "Learning Transferable Architectures for Scalable Image "
-                "Recognition", "1707.07012", 2017)
-_PNASNET = Paper(
-    "Chenxi Liu, Barret Zoph, Jonathon Shlens, Wei Hua, Li-Jia Li, Li Fei-Fei, "
-    "Alan Yuille, Jonathan Huang, Kevin Murphy",
-    "Progressive Neural Architecture Search", "1712.00559", 2017)
-
-_AMOEBANET = Paper("Esteban Real, Alok Aggarwal, Yanping Huang, Quoc V. Le",
-                   "Regularized Evolution for Image Classifier Architecture "
-                   "Search", "1802.01548", 2018)
-
-_SLIM_BUILD = "It is built with the TF-Slim implementation `{slim}`."
-_MOBILENET_SIZES = (
-    "MobileNets trade accuracy for speed through a depth multiplier, which "
-    "scales the number of features in every convolutional layer, and "
-    "through the input resolution they are trained for.")
-_FINEGRAIN = (
-    " Depths are rounded to multiples of 8 (an optimization the paper does "
-    "not describe), and a depth multiplier below 1.0 is not applied to the "
-    "last convolutional layer, which yields the feature vector.")
-
-
-def _inception(name, tfhub_id, background):
-  return Architecture(name=name, tfhub_id=tfhub_id, background=background,
-                      build=_SLIM_BUILD, weights_page=_SLIM_README)
-
-
-def _resnet(version, depth):
-  if version == 1:
-    background = ((f"ResNet V1 (the original ResNet) is a family of image "
-                   "classification networks of varying depth, built from "
-                   "residual blocks, originally published by", (_RESNET,)),)
-  else:
-    background = (
-        ("ResNet V2 is a family of image classification networks of varying "
-         "depth. It builds on the residual networks originally published by",
-         (_RESNET,)),
-        ("Its full pre-activation variant, which applies batch normalization "
-         "and ReLU before every weight layer, comes from", (_RESNET_V2,)))
-  return Architecture(
-      name=f"ResNet V{version} {depth}", tfhub_id=f"resnet-v{version}-{depth}",
-      background=background,
-      build=f"It is built with the TF-Slim implementation `{{slim}}`, "
-      f"{depth} layers deep.", weights_page=_SLIM_README)
-
-
-def _vgg(depth):
-  return Architecture(
-      name=f"VGG {depth}", tfhub_id=None,
-      background=((f"VGG {depth} is a plain stack of 3x3 convolutions "
-                   "followed by three fully connected layers (here applied "
-                   "as convolutions), originally published by", (_VGG,)),),
-      build=_SLIM_BUILD + " It has no batch normalization.",
-      weights_page=_SLIM_README, batch_norm=False)
-
-
-_NASNET_FAMILY = dict(
-    background=(("NASNet-A is a family of convolutional networks for image "
-                 "classification whose cells (layers) were found by Neural "
-                 "Architecture Search. NAS and NASNet were originally "
-                 "published by", (_NAS, _NASNET)),),
-    cells=("{cells} Normal Cells, starting with {filters} convolutional "
-           "filters after the \"ImageNet stem\""),
-    weights_page=("NASNet's pre-trained models",
-                  f"{_SLIM_MODELS}/nets/nasnet/README.md"))
-_PNASNET_FAMILY = dict(
-    background=(("PNASNet-5 is a family of convolutional networks for image "
-                 "classification whose cells (layers) were found by "
-                 "Progressive Neural Architecture Search. It reuses "
-                 "techniques of its precursor NASNet, among them "
-                 "regularization by path dropout. PNASNet and NASNet were "
-                 "originally published by", (_PNASNET, _NASNET)),),
-    cells=("{cells} cells (plus 2 for the \"ImageNet stem\"), starting with "
-           "{filters} convolutional filters after the stem"),
-    weights_page=_SLIM_README)
-
-
-def _searched(family, name, tfhub_id, cells, filters, keep_prob):
-  """A (P)NASNet size: its cell count, filters and path-dropout rate."""
-  return Architecture(
-      name=name, tfhub_id=tfhub_id, background=family["background"],
-      build=("It is built with the TF-Slim implementation `{slim}` for "
-             "ImageNet: " + family["cells"].format(cells=cells,
-                                                   filters=filters)
-             + ", at an input size of {size}x{size} pixels."),
-      weights_page=family["weights_page"], drop_path_keep_prob=keep_prob)
-
-
-def _mobilenet_v3(size_class):
-  return Architecture(
-      name=f"MobileNet V3 ({size_class})", tfhub_id="mobilenet-v3",
-      background=((
-          "MobileNet V3 is a family of networks for efficient on-device "
-          "image classification and related tasks, originally published by",
-          (_MOBILENET_V3,)), (
-              "Like other MobileNets it scales its depth (number of "
-              "features) by a multiplier; it also comes in a large and a "
-              "small size for high and low resource budgets. All published "
-              "checkpoints were trained at 224x224 pixels.", ())),
-      build=(f"It is built with the TF-Slim implementation `mobilenet_v3` "
-             f"as the {size_class} network with a depth multiplier of "
-             "{depth}." + _FINEGRAIN),
-      weights_page=("MobileNet V3 pre-trained models",
-                    f"{_SLIM_MODELS}/nets/mobilenet/README.md"))
-
-
-ARCHITECTURES = {
-    "inception-v1": _inception(
-        "Inception V1", "inception-v1",
-        (("Inception V1 (also known as GoogLeNet) is an image classification "
-          "network originally published by", (_GOOGLENET,)),)),
-    "inception-v2": _inception(
-        "Inception V2", "inception-v2",
-        (("Inception V2 is an image classification network. It builds on "
-          "the Inception architecture originally published by", (_GOOGLENET,)),
-         ("Inception V2 owes its more powerful architecture to batch "
-          "normalization. Both were introduced by", (_BATCH_NORM,)))),
-    "inception-v3": _inception(
-        "Inception V3", "inception-v3",
-        (("Inception V3 is an image classification network originally "
-          "published by", (_INCEPTION_V3,)),)),
-    "inception-v4": _inception(
-        "Inception V4", "inception-v4",
-        (("Inception V4 is an image classification network originally "
-          "published by", (_INCEPTION_V4,)),)),
-    "inception-resnet-v2": _inception(
-        "Inception ResNet V2", "inception-resnet-v2",
-        (("Inception ResNet V2 combines Inception blocks with residual "
-          "connections; it was originally published by", (_INCEPTION_V4,)),)),
-    **{f"resnet-v{version}-{depth}": _resnet(version, depth)
-       for version in (1, 2) for depth in (50, 101, 152)},
-    "vgg-16": _vgg(16),
-    "vgg-19": _vgg(19),
-    "mobilenet-v1": Architecture(
-        name="MobileNet V1", tfhub_id="mobilenet-v1",
-        background=(("MobileNet V1 is a family of networks for efficient "
-                     "on-device image classification, originally published "
-                     "by", (_MOBILENET_V1,)), (_MOBILENET_SIZES, ())),
-        build=("It is built with the TF-Slim implementation `{slim}` with a "
-               "depth multiplier of {depth} and an input size of "
-               "{size}x{size} pixels."),
-        weights_page=("MobileNet V1 pre-trained models",
-                      f"{_SLIM_MODELS}/nets/mobilenet_v1.md")),
-    "mobilenet-v2": Architecture(
-        name="MobileNet V2", tfhub_id="mobilenet-v2",
-        background=(("MobileNet V2 is a family of networks for efficient "
-                     "on-device image classification and related tasks, "
-                     "originally published by", (_MOBILENET_V2,)),
-                    (_MOBILENET_SIZES, ())),
-        build=("It is built with the TF-Slim implementation `mobilenet_v2` "
-               "with a depth multiplier of {depth} and an input size of "
-               "{size}x{size} pixels." + _FINEGRAIN),
-        weights_page=("MobileNet V2 pre-trained models",
-                      f"{_SLIM_MODELS}/nets/mobilenet/README.md")),
-    "mobilenet-v3-large": _mobilenet_v3("large"),
-    "mobilenet-v3-small": _mobilenet_v3("small"),
-    "nasnet-a-large": _searched(_NASNET_FAMILY, "NASNet-A (large)",
-                                "nasnet-a-large", 18, 168, 0.7),
-    "nasnet-a-mobile": _searched(_NASNET_FAMILY, "NASNet-A (mobile)",
-                                 "nasnet-a-mobile", 12, 44, 1.0),
-    "pnasnet-5-large": _searched(_PNASNET_FAMILY, "PNASNet-5 (large)",
-                                 "pnasnet-5-large", 12, 216, 0.6),
-    "pnasnet-5-mobile": _searched(_PNASNET_FAMILY, "PNASNet-5 (mobile)", None,
-                                  9, 54, 1.0),
-    "amoebanet-a-n18-f448": Architecture(
-        name="AmoebaNet-A (N=18, F=448)", tfhub_id="amoebanet-a-n18-f448",
-        background=(("AmoebaNet-A is an image classification network whose "
-                     "cells were found by an evolutionary architecture "
-                     "search, originally published by", (_AMOEBANET,)),),
-        build=("It is built with the tensorflow/tpu implementation, with "
-               "N=18 Normal Cells per stack and F=448 filters, at an input "
-               "size of {size}x{size} pixels."),
-        weights_page=()),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -332,7 +71,7 @@ class ModuleFacts:
 
 def display_name(entry):
   """"MobileNet V1 (depth multiplier 0.25)", "PNASNet-5 (large)"."""
-  name = ARCHITECTURES[entry.architecture].name
+  name = architectures.ARCHITECTURES[entry.architecture].name
   if entry.depth_multiplier is None:
     return name
   if name.endswith(")"):
@@ -350,7 +89,7 @@ def metadata_lines(entry, kind, version, trained):
            ("fine-tunable", "false" if entry.quantized else "true"),
            ("format", FORMATS[spec.format]),
            ("task", TASKS[kind])]
-  tfhub_id = ARCHITECTURES[entry.architecture].tfhub_id
+  tfhub_id = architectures.ARCHITECTURES[entry.architecture].tfhub_id
   if tfhub_id:
     lines.append(("network-architecture", tfhub_id))
   return [f"<!-- {key}: {value} -->" for key, value in lines]
@@ -369,6 +108,21 @@ def _description(entry, kind, weights):
     return (f"{what} with {name}, UNTRAINED: deterministic weights from seed "
             f"{weights.seed}, for testing only.")
   return f"{what} with {name}."
+
+
+def _citation(paper):
+  return (f"  * {paper.authors}: [\"{paper.title}\"]({paper.url}), "
+          f"{paper.year}.")
+
+
+def _net_config(entry):
+  """The config the Slim net of `entry` is built from (SlimNet.config), or
+  None: for an unsupported entry, which has no net."""
+  if entry.unsupported:
+    return None
+  # Imported here: the mirror reads this module's URLs without TensorFlow.
+  from slimhub import slim_nets  # pylint: disable=g-import-not-at-top
+  return slim_nets.get(entry.net).config
 
 
 def _paragraphs(*paragraphs):
@@ -406,7 +160,8 @@ class _Card:
     self.module = "model" if self.tf2 else "module"
     self.handle = entry.handle(kind, version, publisher)
     self.url = f"{TFHUB_URL}/{self.handle}"
-    self.architecture = ARCHITECTURES[entry.architecture]
+    self.architecture = architectures.ARCHITECTURES[entry.architecture]
+    self.net_config = _net_config(entry)
     self.checkpoint_sha256 = checkpoint_sha256
     self.classify = kind == catalog.CLASSIFICATION
     self.weights = facts.weights
@@ -452,12 +207,12 @@ class _Card:
     return ""
 
   def overview(self):
-    background = [text + ("\n\n" + "\n".join(p.citation() for p in papers)
+    background = [text + ("\n\n" + "\n".join(map(_citation, papers))
                           if papers else "")
                   for text, papers in self.architecture.background]
     build = self.architecture.build.format(
         slim=self.entry.net, depth=self.entry.depth_multiplier,
-        size=self.facts.image_size)
+        size=self.facts.image_size, config=self.net_config)
     packaged = (f"[image classification]({_SIGNATURES_DOC}#classification)"
                 if self.classify else "[feature vectors of images]"
                 f"({_SIGNATURES_DOC}#feature-vector)")
@@ -650,9 +405,9 @@ class _Card:
                    f'{" " * len(call)}signature="{signature}")\n```')
 
   def _drop_path_note(self):
-    keep_prob = self.architecture.drop_path_keep_prob
-    if keep_prob is None:
+    if not self.architecture.drop_path:
       return ""
+    keep_prob = self.net_config.drop_path_keep_prob
     if keep_prob == 1.0:
       return ("The Slim training recipe of this size of the network has no "
               "NASNet path dropout (keep probability 1.0), so fine-tuning "

@@ -319,11 +319,12 @@ _PUBLISHED = (
 
 
 def _net(name, family, image_size, num_features, *hparams):
+  config = _Config(*_FAMILIES[family], *hparams)
   return SlimNet(
       name=name,
       family="nasnet",
-      build=functools.partial(
-          build, config=_Config(*_FAMILIES[family], *hparams)),
+      build=functools.partial(build, config=config),
+      config=config,
       scope=family,
       num_features=num_features,
       default_image_size=image_size,

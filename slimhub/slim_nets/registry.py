@@ -18,7 +18,7 @@ import dataclasses
 import difflib
 import importlib
 import pkgutil
-from typing import Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import tensorflow as tf
 
@@ -54,6 +54,9 @@ class SlimNet:
   variable_size: whether the graph can take inputs of unknown height/width.
   inference_only: the net has no training graph (is_training must be False):
     quantized nets whose folded batch norm never updates.
+  config: the family's hyperparameters that `build` was made from (e.g.
+    nasnet's cells, filters and path-dropout keep probability), for the
+    model cards' description of the net; None where a family has none.
   """
   name: str
   family: str
@@ -67,6 +70,7 @@ class SlimNet:
   logits_variable: str
   variable_size: bool
   inference_only: bool = False
+  config: Any = None
 
 
 _REGISTRY: dict = {}
