@@ -13,8 +13,8 @@ import pytest
 from slimhub import architectures
 from slimhub import catalog
 from slimhub import export
-from slimhub import module_fn
-from slimhub import provenance
+from slimhub.build import module_fn
+from slimhub.build import provenance
 from slimhub import slim_nets
 from slimhub.regenerate import cards
 from slimhub.slim_nets import nasnet
