@@ -1,0 +1,1 @@
+"""Reference and test support: what parity checks and tools compare against."""
