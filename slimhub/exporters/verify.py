@@ -106,11 +106,16 @@ def _write_junit(runner, outcomes):
     atomic.write_file(_JUNIT_XML.value, runner.junit_xml(outcomes))
 
 
+def _as_flags(message):
+  """A library error about the `expect` parameter, as one about --expect."""
+  return "--" + message if message.startswith(f"{_EXPECT.name}=") else message
+
+
 def _verify_one(runner, module_dir):
   outcome = runner.verify_in_child(module_dir, _options(runner),
                                    _TIMEOUT.value or None)
   if outcome.error:
-    _fail(outcome.error)
+    _fail(_as_flags(outcome.error))
   _write_junit(runner, [(module_dir, outcome)])
   print(json.dumps(outcome.report, indent=2) if _JSON.value else outcome.table)
   return outcome.passed
