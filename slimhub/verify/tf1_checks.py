@@ -333,6 +333,25 @@ def collections(context):
   return f"collections {', '.join(keys)}"
 
 
+@check("tf1.colocation")
+def colocation(context):
+  """hub.Module's colocation rules, which its export enforces: no
+  state-holding node (variable) is colocated with a node that holds no
+  state, and every signature input is the single output of an op without
+  colocation constraints."""
+  def find(variant):
+    graph_def = variant.meta_graph.graph_def
+    yield tf1_hub.find_state_op_colocation_error(graph_def)
+    for name, signature in sorted(variant.signatures.items()):
+      yield tf1_hub.find_signature_input_colocation_error(
+          name, {key: tensor.name for key, tensor in signature.inputs.items()},
+          graph_def)
+
+  require_none(_per_variant(context.module, lambda v: filter(None, find(v))))
+  return ("no variable colocated with a stateless op, no colocated "
+          "signature input")
+
+
 @check("tf1.variables")
 def variables(context):
   """All variants have the same variables, and variables/variables holds each
@@ -549,5 +568,5 @@ def inference(context):
 
 CHECKS = (module_def, tags, method_names, signature_names, signature_inputs,
           default_output, end_points, image_module_info, collections,
-          variables, regularization_losses, update_ops_present,
+          colocation, variables, regularization_losses, update_ops_present,
           update_ops_move_statistics, batch_norm_momentum, inference)
