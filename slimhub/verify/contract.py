@@ -71,8 +71,10 @@ def output_problem(value, dim):
 def weight_decay_problems(values, names):
   """Every regularization loss (values, with their names) is a finite
   scalar > 0: fine-tuning keeps the Slim weight decay."""
-  return [f"regularization loss {name} is {value.tolist()}, not a finite "
-          "scalar > 0"
+  return [f"regularization loss {name} is "
+          + (f"{float(value):.4g}" if value.shape == () else
+             f"of shape {list(value.shape)}")
+          + ", not a finite scalar > 0"
           for name, value in zip(names, map(np.asarray, values))
           if value.shape != () or not np.isfinite(value) or value <= 0]
 
