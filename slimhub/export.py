@@ -15,7 +15,6 @@ published checkpoint (only when the caller says so), or unidentified.
 """
 
 import dataclasses
-import json
 import os
 from typing import Callable, Optional
 
@@ -28,10 +27,11 @@ from slimhub.reference import deterministic
 from slimhub.build import preprocessing
 from slimhub.build import provenance
 from slimhub.formats import atomic
+from slimhub.formats import metadata as metadata_format
 from slimhub.formats import tf1_hub
 from slimhub.formats import tf2_saved_model
 
-METADATA_FILE = os.path.join("assets.extra", "slimhub_metadata.json")
+METADATA_FILE = metadata_format.METADATA_FILE  # kept for existing callers
 
 
 class ExportError(ValueError):
@@ -210,8 +210,8 @@ def export_module(net, kind, version, checkpoint, export_dir, *,
         "so.")
   with atomic.atomic_directory(export_dir, overwrite) as staging:
     write(staging)
-    _write_metadata(staging,
-                    metadata(entry, kind, spec, options, plan, weights))
+    metadata_format.write(staging,
+                          metadata(entry, kind, spec, options, plan, weights))
   log(f"Wrote {handle} to {os.path.abspath(export_dir)}")
   return ExportResult(export_dir=os.path.abspath(export_dir), handle=handle,
                       version=version, format=spec.format, options=options,
@@ -278,11 +278,3 @@ def _build_tf2(options, spec, prefix, use_ema):
   def write(directory):
     tf2_saved_model.save(module, directory, serving)
   return plans[0], write
-
-
-def _write_metadata(directory, data):
-  path = os.path.join(directory, METADATA_FILE)
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path, "w") as f:
-    json.dump(data, f, indent=2)
-    f.write("\n")

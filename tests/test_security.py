@@ -27,7 +27,7 @@ from slimhub import catalog
 from slimhub import slim_nets
 from slimhub.formats import tf1_hub
 from slimhub.verify import checks
-from slimhub.verify import golden
+from slimhub.reference import layouts
 from slimhub.verify import op_allowlist
 from slimhub.verify import security
 from slimhub.verify import verify
@@ -352,6 +352,6 @@ def _catalogue_params():
 
 @pytest.mark.parametrize("name,kind,version", _catalogue_params())
 def test_every_catalogue_module_passes_the_allowlist(name, kind, version):
-  with golden.built_module(catalog.find(name), kind, version) as module:
+  with layouts.built_module(catalog.find(name), kind, version) as module:
     scan = security.scan_ops(module.saved_model)
   assert not scan.findings, [f.describe() for f in scan.findings[:5]]

@@ -5,7 +5,7 @@ r"""Regenerates the golden layouts in slimhub/golden_layouts.
       --versions=3,5
   python tools/make_golden_layouts.py --handles=inception_v2 --check
 
-Each module's graphs are built without weights (slimhub.verify.golden.
+Each module's graphs are built without weights (slimhub.reference.layouts.
 build_layout) and its layout written into the JSON file of its handle, which
 holds every version; versions left out by --versions keep their stored
 layout. Modules whose Slim net is not implemented yet are skipped. Review
@@ -24,6 +24,7 @@ from absl import logging
 from slimhub.exporters import common  # first: TensorFlow's import is quiet
 from slimhub import catalog  # pylint: disable=g-bad-import-order
 from slimhub import slim_nets  # pylint: disable=g-bad-import-order
+from slimhub.reference import layouts as reference_layouts
 from slimhub.verify import golden
 from slimhub.verify import layout
 
@@ -60,7 +61,7 @@ def main(argv):
     layouts = dict(stored)
     for version in versions:
       start = time.time()
-      layouts[version] = golden.build_layout(entry, kind, version)
+      layouts[version] = reference_layouts.build_layout(entry, kind, version)
       built += 1
       found = layout.differences(stored.get(version, {}), layouts[version])
       change = f"{len(found)} differences" if found else "unchanged"

@@ -18,7 +18,7 @@ from absl import flags
 from slimhub import catalog
 from slimhub import slim_nets
 from slimhub import quiet
-from slimhub.verify import golden
+from slimhub.reference import layouts
 from slimhub.verify import security
 
 _HANDLES = flags.DEFINE_list(
@@ -37,7 +37,7 @@ def main(argv):
   for entry, kind, version in catalog.modules(_HANDLES.value, versions):
     if entry.net not in slim_nets.names():
       continue
-    with golden.built_module(entry, kind, version) as module:
+    with layouts.built_module(entry, kind, version) as module:
       scan = security.scan_ops(module.saved_model)
     union.update(scan.op_types)
     found = sorted({finding.op for finding in scan.findings})

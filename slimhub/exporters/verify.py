@@ -75,7 +75,6 @@ _MANIFEST = flags.DEFINE_string(
     "is not recorded.")
 
 PROGRAM = "slimhub-verify"
-TREE_SCHEMA = "slimhub-verify-tree/1"
 ERROR_SCHEMA = "slimhub-verify-error/1"
 
 flags.mark_flags_as_mutual_exclusive(["checkpoint", "checkpoint_dir"])
@@ -107,36 +106,19 @@ def _write_junit(runner, outcomes):
     atomic.write_file(_JUNIT_XML.value, runner.junit_xml(outcomes))
 
 
+def _as_flags(message):
+  """A library error about the `expect` parameter, as one about --expect."""
+  return "--" + message if message.startswith(f"{_EXPECT.name}=") else message
+
+
 def _verify_one(runner, module_dir):
   outcome = runner.verify_in_child(module_dir, _options(runner),
                                    _TIMEOUT.value or None)
   if outcome.error:
-    _fail(outcome.error)
+    _fail(_as_flags(outcome.error))
   _write_junit(runner, [(module_dir, outcome)])
   print(json.dumps(outcome.report, indent=2) if _JSON.value else outcome.table)
   return outcome.passed
-
-
-def _summary(root, outcomes):
-  """The tree's table: one row per module, its failed checks below it."""
-  names = [os.path.relpath(o.module_dir, root) for o in outcomes]
-  width = max(len(name) for name in names)
-  lines = [f"slimhub-verify {root}: {len(outcomes)} modules", ""]
-  for name, outcome in zip(names, outcomes):
-    counts = outcome.report["counts"]
-    total = sum(counts.values())
-    verdict = "PASS" if outcome.passed else "FAIL"
-    lines.append(f"{verdict:<6}{name:<{width}}  {counts['pass']} of {total} "
-                 f"checks passed, {counts['fail']} failed, {counts['skip']} "
-                 "skipped")
-    lines += [f"{'':<6}  {item['id']}: {item['detail']}"
-              for item in outcome.report["checks"] if item["status"] == "fail"]
-  failed = [name for name, o in zip(names, outcomes) if not o.passed]
-  lines.append("")
-  lines.append(f"FAILED: {len(failed)} of {len(outcomes)} modules failed "
-               f"({', '.join(failed)})" if failed else
-               f"PASSED: all {len(outcomes)} modules passed")
-  return "\n".join(lines)
 
 
 def _verify_tree(runner, root, module_dirs):
@@ -163,17 +145,10 @@ def _verify_tree(runner, root, module_dirs):
                                  progress)
   _write_junit(runner, [(os.path.relpath(o.module_dir, root), o)
                         for o in outcomes])
-  passed = all(outcome.passed for outcome in outcomes)
-  if _JSON.value:
-    print(json.dumps({
-        "schema": TREE_SCHEMA, "module_dir": root, "passed": passed,
-        "counts": {"pass": sum(o.passed for o in outcomes),
-                   "fail": sum(not o.passed for o in outcomes)},
-        "modules": [{"path": os.path.relpath(o.module_dir, root), **o.report}
-                    for o in outcomes]}, indent=2))
-  else:
-    print(_summary(root, outcomes))
-  return passed
+  from slimhub.verify import report  # pylint: disable=g-import-not-at-top
+  print(json.dumps(report.tree_json(root, outcomes), indent=2) if _JSON.value
+        else report.tree_table(root, outcomes))
+  return all(outcome.passed for outcome in outcomes)
 
 
 def _usage_error(message):

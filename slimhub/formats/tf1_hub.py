@@ -18,6 +18,7 @@ import os
 
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.framework import op_def_registry
 
 from slimhub import compat
 from slimhub.formats import hub_protos
@@ -53,28 +54,87 @@ def _drop_unsupported_collections(graph):
       del graph.get_collection_ref(key)[:]
 
 
-def _check_state_colocation(graph, tags):
-  """hub.Module rejects state ops colocated with non-state ops."""
-  state_ops = {op.name for op in graph.get_operations()
-               if op.op_def.is_stateful and not op.inputs}
-  for op in graph.get_operations():
-    if op.name not in state_ops:
+def _colocation_groups(node):
+  """Operation.colocation_groups() of a NodeDef: its "_class" entries
+  "loc:@<node>", else its own group."""
+  groups = [group for group in node.attr["_class"].list.s
+            if group.startswith(b"loc:@")] if "_class" in node.attr else []
+  return groups or [f"loc:@{node.name}".encode()]
+
+
+def _holds_state(node):
+  """A stateful op without data inputs (a variable, a table, ...)."""
+  op_def = op_def_registry.get(node.op)
+  return bool(op_def and op_def.is_stateful) and not any(
+      not name.startswith("^") for name in node.input)
+
+
+def _attr(node, op_def, name):
+  if name in node.attr:
+    return node.attr[name]
+  return next(attr.default_value for attr in op_def.attr if attr.name == name)
+
+
+def _output_count(node):
+  """How many outputs `node` has; None for an unregistered op."""
+  op_def = op_def_registry.get(node.op)
+  if op_def is None:
+    return None
+  count = 0
+  for arg in op_def.output_arg:
+    if arg.number_attr:
+      count += _attr(node, op_def, arg.number_attr).i
+    elif arg.type_list_attr:
+      count += len(_attr(node, op_def, arg.type_list_attr).list.type)
+    else:
+      count += 1
+  return count
+
+
+def find_state_op_colocation_error(graph_def, tags=None):
+  """hub.Module's rule for state ops, or None if `graph_def` (the graph for
+  `tags`, if given, named in the message) keeps it: a state-holding node
+  (a variable) must not be colocated with a node that holds no state."""
+  state = {node.name for node in graph_def.node if _holds_state(node)}
+  for node in graph_def.node:
+    if node.name not in state:
       continue
-    for group in op.colocation_groups():
-      if group[5:].decode() not in state_ops:
-        raise ModuleGraphError(
-            f"In the graph for tags {sorted(tags)}, state op {op.name} is "
-            f"colocated with non-state op {group[5:].decode()}")
+    for group in _colocation_groups(node):
+      other = group[5:].decode()
+      if other not in state:
+        return ("A state-holding node (e.g. a variable) must not be "
+                "colocated with a node that holds no state (hub.Module "
+                "refuses it). Details: "
+                + ("" if tags is None else
+                   f"in the graph for tags {sorted(tags)}, ")
+                + f"state op {node.name} ({node.op}) is colocated with "
+                f"non-state op {other}. Create the variable outside "
+                "tf.colocate_with.")
+  return None
 
 
-def _check_signature_inputs(name, inputs):
-  for key, tensor in inputs.items():
-    op = tensor.op
-    if len(op.outputs) != 1 or op.colocation_groups() != [
-        f"loc:@{op.name}".encode()]:
-      raise ModuleGraphError(
-          f"Input {key!r} of signature {name!r} must be the single output of "
-          f"an op without colocation constraints; got {tensor.name}")
+def find_signature_input_colocation_error(signature_name, inputs, graph_def):
+  """hub.Module's rule for signature inputs, or None if they keep it: each
+  input is the single output of an op without colocation constraints.
+  inputs: {input key: tensor name} of the signature in `graph_def`."""
+  nodes = {node.name: node for node in graph_def.node}
+  for key, tensor_name in sorted(inputs.items()):
+    node = nodes.get(tensor_name.split(":")[0].lstrip("^"))
+    if node is None:  # not this rule's concern (tf1.signature_inputs)
+      continue
+    groups = _colocation_groups(node)
+    outputs = _output_count(node)
+    if groups != [f"loc:@{node.name}".encode()]:
+      found = "colocated with " + ", ".join(g[5:].decode() for g in groups)
+    elif outputs not in (1, None):  # None: an op unknown here
+      found = f"one of the {outputs} outputs of a {node.op} op"
+    else:
+      continue
+    return ("A signature input must be the single output of an op without "
+            "colocation constraints (hub.Module refuses others). Details: "
+            f"input {key!r} of signature {signature_name!r} is {tensor_name}, "
+            f"{found}. Feed a tf.compat.v1.placeholder instead.")
+  return None
 
 
 def _signature_def(signature):
@@ -96,9 +156,14 @@ def build_meta_graph(module_fn, tags, kwargs):
     with tf.compat.v1.variable_scope("", use_resource=RESOURCE_VARIABLES):
       module_graph = module_fn(**kwargs)
     _drop_unsupported_collections(graph)
-    _check_state_colocation(graph, tags)
+    graph_def = graph.as_graph_def()
+    error = find_state_op_colocation_error(graph_def, tags)
     for name, signature in module_graph.signatures.items():
-      _check_signature_inputs(name, signature.inputs)
+      error = error or find_signature_input_colocation_error(
+          name, {key: t.name for key, t in signature.inputs.items()},
+          graph_def)
+    if error:
+      raise ModuleGraphError(error)
     meta_graph = tf.compat.v1.train.export_meta_graph(
         graph=graph, strip_default_attrs=True)
     for name, signature in module_graph.signatures.items():

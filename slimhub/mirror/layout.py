@@ -38,6 +38,7 @@ import tarfile
 from slimhub import catalog
 from slimhub.formats import archive
 from slimhub.formats import atomic
+from slimhub.formats import metadata as metadata_format
 from slimhub.mirror import pages
 from slimhub.regenerate import cards
 from slimhub.regenerate import manifest as manifest_lib
@@ -45,7 +46,7 @@ from slimhub.regenerate import manifest as manifest_lib
 CATALOGUE_FILE = "catalogue.json"
 CATALOGUE_SCHEMA = "slimhub-mirror-catalogue/1"
 INDEX_FILE = "index.html"
-METADATA_FILE = os.path.join("assets.extra", "slimhub_metadata.json")
+METADATA_FILE = metadata_format.METADATA_FILE
 _CHUNK = 1 << 20
 
 

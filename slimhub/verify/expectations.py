@@ -94,19 +94,21 @@ class Expectation:
 
 
 class ExpectError(ValueError):
-  """An --expect value that names no catalogue module version."""
+  """An `expect` value that names no catalogue module version."""
 
 
 def parse_expect(text):
-  """(entry, kind, version) of "HANDLE@VERSION" or "HANDLE/VERSION"."""
+  """(entry, kind, version) of "HANDLE@VERSION" or "HANDLE/VERSION";
+  ExpectError says why `text` names none (its message names the parameter,
+  ``expect=...``, which a binary may rephrase as its flag)."""
   match = re.fullmatch(r"(.+?)(?:@|/)(\d+)/?", text.strip())
   if not match:
-    raise ExpectError(f"--expect={text!r} needs a version: HANDLE@VERSION, "
+    raise ExpectError(f"expect={text!r} needs a version: HANDLE@VERSION, "
                       "e.g. imagenet/mobilenet_v1_025_128/feature_vector@3")
   handle, version = match.group(1), int(match.group(2))
   kinds = [part for part in handle.split("/") if part in catalog.KINDS]
   if len(kinds) != 1:
-    raise ExpectError(f"--expect={text!r} names no module kind "
+    raise ExpectError(f"expect={text!r} names no module kind "
                       f"({' or '.join(catalog.KINDS)})")
   try:
     entry = catalog.find(handle)

@@ -13,22 +13,14 @@ named signature, variant, version and trace) are stored once under
 ``output_sets`` and referenced as ``"@output_sets/<n>"``; reading a file
 expands them, so comparisons always see full layouts (layout.py).
 
-The layouts are built from the graphs alone, without weights, by
-``tools/make_golden_layouts.py``; see docs/verify.md to regenerate them.
+The layouts are built from the graphs alone, without weights
+(slimhub.reference.layouts), by ``tools/make_golden_layouts.py``; see
+docs/verify.md to regenerate them. This module only reads and writes
+them.
 """
 
-import contextlib
 import json
 import os
-import tempfile
-
-from slimhub import catalog
-from slimhub import export
-from slimhub.build import module_fn as module_fn_lib
-from slimhub.formats import tf1_hub
-from slimhub.formats import tf2_saved_model
-from slimhub.verify import layout as layout_lib
-from slimhub.verify import reading
 
 GOLDEN_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)),
                           "golden_layouts")
@@ -39,33 +31,6 @@ _LINE = 80  # lists longer than this as JSON get one item per line
 
 def path_for(entry, kind, root=GOLDEN_DIR):
   return os.path.join(root, entry.collection, entry.stem, f"{kind}.json")
-
-
-@contextlib.contextmanager
-def built_module(entry, kind, version):
-  """The reading.Module of a module as slimhub would export it, built
-  without weights: the TF1 meta graphs, or the TF2 object saved with its
-  initial values into a temporary directory (removed on exit)."""
-  spec = catalog.version_spec(entry, version)
-  options = module_fn_lib.options_for(entry, kind, version)
-  if spec.format == catalog.TF1_HUB:
-    meta_graphs, _ = export.tf1_meta_graphs(options)
-    saved_model = tf1_hub.saved_model_proto(meta_graphs)
-    yield reading.Module(
-        directory="", format=reading.TF1_HUB, saved_model=saved_model,
-        module_def=None,
-        variants=tuple(map(reading.graph_variant, meta_graphs)))
-    return
-  module, serving = export.tf2_module(options, spec, lambda variables: None)
-  with tempfile.TemporaryDirectory() as directory:
-    tf2_saved_model.save(module, directory, serving)
-    yield reading.read(directory)
-
-
-def build_layout(entry, kind, version):
-  """The layout of a module as slimhub would export it (built_module)."""
-  with built_module(entry, kind, version) as module:
-    return layout_lib.of_module(module)
 
 
 def _factor(value, sets):

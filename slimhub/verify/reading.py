@@ -9,7 +9,6 @@ read here; no graph is imported and no Python from the module is run.
 """
 
 import dataclasses
-import json
 import os
 from typing import Any, Mapping, Optional
 
@@ -19,8 +18,8 @@ from tensorflow.core.framework import variable_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 
 from slimhub import catalog
-from slimhub import export
 from slimhub.formats import hub_protos
+from slimhub.formats import metadata as metadata_format
 from slimhub.formats import tf1_hub
 
 TF1_HUB = catalog.TF1_HUB
@@ -324,17 +323,10 @@ def _saved_object(saved_model):
 
 
 def _read_metadata(directory):
-  path = os.path.join(directory, export.METADATA_FILE)
-  if not os.path.exists(path):
-    return None, None
   try:
-    with open(path) as f:
-      data = json.load(f)
-  except (OSError, ValueError) as error:
-    return None, f"{export.METADATA_FILE} is unreadable: {error}"
-  if not isinstance(data, dict):
-    return None, f"{export.METADATA_FILE} is not a JSON object"
-  return data, None
+    return metadata_format.read(directory), None
+  except metadata_format.MetadataError as error:
+    return None, str(error)
 
 
 def _listing(directory):

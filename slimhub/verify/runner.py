@@ -22,6 +22,7 @@ import time
 from xml.etree import ElementTree
 
 from slimhub import quiet
+from slimhub.verify import report
 from slimhub.verify import security
 
 TIMEOUT = "verify.timeout"
@@ -75,15 +76,9 @@ def find_modules(root):
 def _failed(module_dir, check_id, detail, seconds):
   """The Outcome of one failed check, in the documented JSON schema and as
   the table."""
-  report = {"schema": "slimhub-verify/1", "module_dir": module_dir,
-            "format": None, "passed": False,
-            "counts": {"pass": 0, "fail": 1, "skip": 0}, "expectation": None,
-            "checks": [{"id": check_id, "status": "fail", "detail": detail,
-                        "lines": [], "seconds": round(seconds, 3)}],
-            "against": None}
-  table = (f"slimhub-verify {module_dir}\n\nFAIL  {check_id}  {detail}\n\n"
-           f"FAILED: 1 of 1 checks failed ({check_id}); 0 skipped.")
-  return Outcome(module_dir, report, table, seconds=seconds)
+  failed = report.failed(module_dir, check_id, detail, seconds)
+  return Outcome(module_dir, report.as_json(failed), report.table(failed),
+                 seconds=seconds)
 
 
 def _last_line(text):
@@ -207,7 +202,6 @@ def _child(request_path, result_path):
     request = json.load(f)
   quiet.import_tensorflow_quietly(request["verbose"])
   quiet.quiet_tensorflow(request["verbose"])
-  from slimhub.verify import report  # pylint: disable=g-import-not-at-top
   from slimhub.verify import verifier  # pylint: disable=g-import-not-at-top
   try:
     result = verifier.verify(

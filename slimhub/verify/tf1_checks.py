@@ -15,6 +15,7 @@ from slimhub import catalog
 from slimhub.formats import hub_protos
 from slimhub.formats import tf1_hub
 from slimhub.verify import batch_norm
+from slimhub.verify import contract
 from slimhub.verify import expectations
 from slimhub.verify import randomness
 from slimhub.verify import reading
@@ -158,11 +159,9 @@ def signature_inputs(context):
                                                    expectation)
         if problem:
           yield f"signature {name}: input 'images' {problem}"
-      momentum = signature.inputs.get(MOMENTUM)
-      if momentum is not None and (momentum.dtype != "float32"
-                                   or momentum.shape != ()):
-        yield (f"signature {name}: input 'batch_norm_momentum' is "
-               f"{momentum.describe()}, expected float32 []")
+      problem = contract.momentum_problem(signature.inputs.get(MOMENTUM))
+      if problem:
+        yield f"signature {name}: input '{MOMENTUM}' {problem}"
 
   require_none(_per_variant(context.module, find))
   shape = reading.shape_text(expectation.images_shape)
@@ -191,11 +190,9 @@ def _expected_dim(context, variant, name):
   kind = expectation.kind or (catalog.CLASSIFICATION
                               if CLASSES in variant.signatures else None)
   family = _family(name, kind)
-  if family == CLASSES and expectation.num_classes:
-    return expectation.num_classes, f"num_classes, {expectation.source}"
-  if family == FEATURES and expectation.num_features:
-    return expectation.num_features, f"num_features, {expectation.source}"
-  return _declared_dim(variant, family), f"as in {family}"
+  return contract.expected_dim(expectation, family == CLASSES,
+                               _declared_dim(variant, family),
+                               f"as in {family}")
 
 
 @check("tf1.default_output")
@@ -241,11 +238,9 @@ def end_points(context):
       if not keys and expectation.catalogued:
         yield f"signature {name} returns no end points"
       scopes = sorted({key.split("/")[0] for key in keys})
-      outside = [key for key in keys
-                 if prefix and not key.startswith(prefix + "/")]
-      if outside:
-        yield (f"signature {name}: end points outside {prefix}/: "
-               f"{listing(outside, 3)}")
+      problem = contract.end_points_problem(keys, prefix)
+      if problem:
+        yield f"signature {name}: {problem}"
       elif not prefix and len(scopes) > 1:
         yield f"signature {name}: end points under several scopes {scopes}"
       plain = variant.signatures.get(name[:-len(BN_SUFFIX)])
@@ -265,7 +260,7 @@ def end_points(context):
             for name, signature in sorted(inference.signatures.items())
             if name != "default"}
   if not any(counts.values()):
-    return "no end points (optional outside the Slim collection)"
+    return f"no end points ({contract.OPTIONAL})"
   return "end points: " + ", ".join(f"{name} {count}"
                                     for name, count in counts.items())
 
@@ -333,6 +328,25 @@ def collections(context):
   return f"collections {', '.join(keys)}"
 
 
+@check("tf1.colocation")
+def colocation(context):
+  """hub.Module's colocation rules, which its export enforces: no
+  state-holding node (variable) is colocated with a node that holds no
+  state, and every signature input is the single output of an op without
+  colocation constraints."""
+  def find(variant):
+    graph_def = variant.meta_graph.graph_def
+    yield tf1_hub.find_state_op_colocation_error(graph_def)
+    for name, signature in sorted(variant.signatures.items()):
+      yield tf1_hub.find_signature_input_colocation_error(
+          name, {key: tensor.name for key, tensor in signature.inputs.items()},
+          graph_def)
+
+  require_none(_per_variant(context.module, lambda v: filter(None, find(v))))
+  return ("no variable colocated with a stateless op, no colocated "
+          "signature input")
+
+
 @check("tf1.variables")
 def variables(context):
   """All variants have the same variables, and variables/variables holds each
@@ -374,30 +388,25 @@ def variables(context):
 @check("tf1.regularization_losses", needs=("variables.readable",),
        loads=True)
 def regularization_losses(context):
-  """REGULARIZATION_LOSSES are in every variant and evaluate to finite
-  scalars with a positive sum."""
+  """REGULARIZATION_LOSSES are in every variant and each evaluates to a
+  finite scalar > 0."""
   module = context.module
   if context.expectation.inference_only:
     raise Skipped("inference-only module: nothing to fine-tune")
   empty = [v.label for v in module.variants
            if not v.node_names("regularization_losses")]
-  if len(empty) == len(module.variants) and not context.expectation.catalogued:
-    raise Skipped("no REGULARIZATION_LOSSES (optional outside the Slim "
-                  "collection)")
+  if len(empty) == len(module.variants):
+    contract.require_if_catalogued(context.expectation,
+                                   "no REGULARIZATION_LOSSES",
+                                   contract.LOSES_WEIGHT_DECAY)
   if empty:
-    raise Failed(f"no REGULARIZATION_LOSSES in {_variants_text(empty)}, so "
-                 "fine-tuning loses the weight decay")
+    raise Failed(f"no REGULARIZATION_LOSSES in {_variants_text(empty)}"
+                 + contract.LOSES_WEIGHT_DECAY)
   variant = module.variant(*TRAIN) or module.variants[0]
   names = variant.node_names("regularization_losses")
   values = context.session(*variant.tags).run(names, {})
-  bad = [name for name, value in zip(names, values)
-         if np.shape(value) != () or not np.isfinite(value)]
-  if bad:
-    raise Failed(f"{len(bad)} regularization losses are not finite "
-                 f"scalars: {listing(bad, 3)}")
+  require_none(contract.weight_decay_problems(values, names))
   total = float(np.sum(values))
-  if total <= 0:
-    raise Failed(f"the regularization losses sum to {total}, expected > 0")
   return f"{variant.label}: {len(names)} terms, sum {total:.4g}"
 
 
@@ -508,20 +517,17 @@ def inference(context):
              if "default" in signature.outputs}
   feed = _feed(context, variant)
   images = expectations.image_input(variant.signatures)
-  sizes = [context.image_size]
-  if expectations.has_variable_size(images):
-    sizes.append(context.other_image_size)
+  sizes = contract.image_sizes(context, [images])
   before = session.values(session.variables)
   problems = []
   for size in sizes:
     outputs = session.run(fetches, {images.name: context.images(size)})
     for name, value in outputs.items():
       dim, source = _expected_dim(context, variant, name)
-      if value.shape != (2, dim) or not np.all(np.isfinite(value)):
-        problems.append(
-            f"signature {name} at {size[0]}x{size[1]}: output 'default' is "
-            f"{'finite' if np.all(np.isfinite(value)) else 'not finite'} "
-            f"with shape {list(value.shape)}, expected [2,{dim}] ({source})")
+      problem = contract.output_problem(value, dim)
+      if problem:
+        problems.append(f"signature {name} at {size[0]}x{size[1]}: output "
+                        f"'default' {problem} ({source})")
   random = randomness.random_ops_behind(variant.meta_graph.graph_def,
                                          fetches.values())
   if random:
@@ -549,5 +555,5 @@ def inference(context):
 
 CHECKS = (module_def, tags, method_names, signature_names, signature_inputs,
           default_output, end_points, image_module_info, collections,
-          variables, regularization_losses, update_ops_present,
+          colocation, variables, regularization_losses, update_ops_present,
           update_ops_move_statistics, batch_norm_momentum, inference)

@@ -11,7 +11,9 @@ import itertools
 import numpy as np
 import tensorflow as tf
 
+from slimhub import catalog
 from slimhub.verify import batch_norm
+from slimhub.verify import contract
 from slimhub.verify import expectations
 from slimhub.verify import layout
 from slimhub.verify import randomness
@@ -135,11 +137,9 @@ def call_inputs(context):
       problem = expectations.image_shape_problem(spec, expectation)
       if problem:
         problems.append(f"trace ({label}): {images} {problem}")
-    momentum = trace.arguments.get(MOMENTUM)
-    if isinstance(momentum, reading.Tensor) and (
-        momentum.dtype != "float32" or momentum.shape != ()):
-      problems.append(f"trace ({label}): {MOMENTUM} is "
-                      f"{momentum.describe()}, expected float32 []")
+    problem = contract.momentum_problem(trace.arguments.get(MOMENTUM))
+    if problem:
+      problems.append(f"trace ({label}): {MOMENTUM} {problem}")
   require_none(problems)
   spec = saved_object.traces[0].arguments.get(images)
   return f"{images} {spec.describe()}" + (
@@ -191,14 +191,13 @@ def _call_kwargs(context, training):
 def _output_dim(context):
   """(expected width of the default output, where it comes from)."""
   expectation = context.expectation
-  if expectation.default_dim:
-    return expectation.default_dim, expectation.source
-  for trace in context.module.saved_object.traces:
-    output = trace.output
-    if isinstance(output, reading.Tensor) and output.shape and len(
-        output.shape) == 2:
-      return output.shape[1], "as traced"
-  return None, "unknown"
+  traced = [trace.output.shape[1]
+            for trace in context.module.saved_object.traces
+            if isinstance(trace.output, reading.Tensor)
+            and trace.output.shape and len(trace.output.shape) == 2]
+  return contract.expected_dim(
+      expectation, expectation.kind == catalog.CLASSIFICATION,
+      *((traced[0], "as traced") if traced else (None, "unknown")))
 
 
 @check("tf2.default_output", needs=("tf2.load", "tf2.attributes"),
@@ -220,19 +219,15 @@ def default_output(context):
           type(output).__name__)
       problems.append(f"trace ({_label(trace, saved_object)}) returns "
                       f"{shown}, expected float32 [?,{dim}] ({source})")
-  sizes = [context.image_size]
-  if any(expectations.has_variable_size(images)
-         for images in saved_object.image_specs):
-    sizes.append(context.other_image_size)
+  sizes = contract.image_sizes(context, saved_object.image_specs)
   loaded = context.loaded()
   for size in sizes:
     value = loaded.call(context.images(size),
                         **_call_kwargs(context, False)).numpy()
-    if value.shape != (2, dim) or not np.all(np.isfinite(value)):
-      problems.append(f"at {size[0]}x{size[1]} __call__ returns shape "
-                      f"{list(value.shape)}"
-                      f"{'' if np.all(np.isfinite(value)) else ', not finite'}"
-                      f", expected [2, {dim}]")
+    problem = contract.output_problem(value, dim)
+    if problem:
+      problems.append(f"at {size[0]}x{size[1]} the output of __call__ "
+                      f"{problem} ({source})")
   require_none(problems)
   shown = " and ".join(f"{h}x{w}" for h, w in sizes)
   return f"float32 [?,{dim}] ({source}); finite at {shown}"
@@ -244,10 +239,8 @@ def end_points(context):
   keyed "<Scope>/<end point>", the same in training and inference."""
   saved_object = context.module.saved_object
   if RETURN_ENDPOINTS not in saved_object.parameters:
-    if context.expectation.catalogued:
-      raise Failed("__call__ has no return_endpoints parameter")
-    raise Skipped("__call__ has no return_endpoints parameter (optional "
-                  "outside the Slim collection)")
+    contract.require_if_catalogued(
+        context.expectation, f"__call__ has no {RETURN_ENDPOINTS} parameter")
   prefix = context.expectation.end_point_prefix
   outputs = {_label(trace, saved_object): trace.output
              for trace in saved_object.traces
@@ -257,11 +250,9 @@ def end_points(context):
     if not isinstance(output, dict) or "default" not in output:
       problems.append(f"trace ({label}) returns no dict with a default key")
       continue
-    outside = [key for key in output if key != "default" and prefix
-               and not key.startswith(prefix + "/")]
-    if outside:
-      problems.append(f"trace ({label}): end points outside {prefix}/: "
-                      f"{listing(sorted(outside), 3)}")
+    problem = contract.end_points_problem(output, prefix)
+    if problem:
+      problems.append(f"trace ({label}): {problem}")
   keys = {label: sorted(output) for label, output in outputs.items()
           if isinstance(output, dict)}
   if len({tuple(value) for value in keys.values()}) > 1:
@@ -278,16 +269,12 @@ def regularization_losses(context):
   functions = list(getattr(context.loaded().object, "regularization_losses",
                            []))
   if not functions:
-    if context.expectation.catalogued:
-      raise Failed("no regularization_losses, so fine-tuning loses the "
-                   "Slim weight decay")
-    raise Skipped("no regularization_losses (optional outside the Slim "
-                  "collection)")
+    contract.require_if_catalogued(context.expectation,
+                                   "no regularization_losses",
+                                   contract.LOSES_WEIGHT_DECAY)
   values = [np.asarray(function()) for function in functions]
-  bad = [f"#{index}: {value!r}" for index, value in enumerate(values)
-         if value.shape != () or not np.isfinite(value) or value <= 0]
-  require_none([f"regularization loss {problem} is not a finite scalar > 0"
-                 for problem in bad])
+  require_none(contract.weight_decay_problems(
+      values, [f"#{index}" for index in range(len(values))]))
   return "values " + ", ".join(f"{float(value):.4g}" for value in values)
 
 

@@ -11,10 +11,8 @@ checks (tf1.* or tf2.*), then golden_layout and checkpoint_parity. A check
 that would load or run the module is not run when a security check failed.
 """
 
-import dataclasses
 import os
 import time
-from typing import Optional
 
 from slimhub import catalog
 from slimhub.build import checkpoints
@@ -26,6 +24,7 @@ from slimhub.verify import golden
 from slimhub.verify import layout
 from slimhub.verify import quant_checks
 from slimhub.verify import reading
+from slimhub.verify import report as report_lib
 from slimhub.verify import runtime
 from slimhub.verify import security
 from slimhub.verify import tf1_checks
@@ -48,30 +47,9 @@ def all_checks(module_format):
           + common_checks.FINAL_CHECKS)
 
 
-@dataclasses.dataclass(frozen=True)
-class Comparison:
-  """The differences of --against (layout.* and metadata.* paths)."""
-  directory: str
-  format: str
-  differences: tuple
-
-
-@dataclasses.dataclass(frozen=True)
-class Report:
-  directory: str
-  format: Optional[str]
-  expectation: Optional[expectations.Expectation]
-  results: tuple
-  comparison: Optional[Comparison] = None
-
-  @property
-  def passed(self):
-    """True when no check failed (skipped checks do not count)."""
-    return all(result.status != checks.FAIL for result in self.results)
-
-  def counts(self):
-    return {status: sum(1 for r in self.results if r.status == status)
-            for status in (checks.PASS, checks.FAIL, checks.SKIP)}
+# The report's types live with their output (report.py).
+Comparison = report_lib.Comparison
+Report = report_lib.Report
 
 
 def _describe_format(module):
