@@ -117,13 +117,10 @@ def delegation(model, num_threads=None):
   nodes, "undelegated": [(index, op name)] of the ops left to the builtin
   kernels}. An op is delegated when it lies between a delegate node's
   inputs and outputs."""
-  parsed = _model(model)
-  graph = parsed.subgraphs[0]
-  model_interpreter = interpreter(
-      bytes(_flatbuffers.convert_object_to_bytearray(parsed)), num_threads)
+  count = len(_model(model).subgraphs[0].operators)
+  model_interpreter = interpreter(model, num_threads)
   model_interpreter.allocate_tensors()
   nodes = model_interpreter._get_ops_details()  # pylint: disable=protected-access
-  count = len(graph.operators)
   producer = {int(t): i for i, node in enumerate(nodes[:count])
               for t in node["outputs"]}
   delegated = set()
