@@ -242,6 +242,49 @@ def quantize_input_images(graph_def, input_name):
           other.input[index] = node.name
 
 
+def global_average_pools_as_means(graph_def):
+  """Rewrites, in place, every AvgPool of a frozen graph whose window covers
+  its whole input (VALID, kernel = height x width: a global average pool)
+  as the Mean over height and width it computes; the number rewritten.
+
+  The int8 AVERAGE_POOL_2D is not an op LiteRT's XNNPACK delegate takes: it
+  would run on the builtin kernels between two delegate partitions. Its
+  int8 MEAN is (docs/tflite.md, issue #21).
+  """
+  tf = _tf()
+  graph = tf.Graph()
+  with graph.as_default():
+    tf.graph_util.import_graph_def(graph_def, name="")
+  rewritten = 0
+  for node in list(graph_def.node):
+    if node.op != "AvgPool" or node.attr["padding"].s != b"VALID":
+      continue
+    shape = graph.get_tensor_by_name(f"{node.name}:0").op.inputs[0].shape
+    window = list(node.attr["ksize"].list.i)
+    if (shape.rank != 4 or None in shape.as_list()[1:3]
+        or window != [1] + shape.as_list()[1:3] + [1]
+        or node.attr["data_format"].s not in (b"", b"NHWC")):
+      continue
+    axes = graph_def.node.add()
+    axes.name = f"{node.name}/mean_axes"
+    axes.op = "Const"
+    axes.attr["dtype"].type = tf.int32.as_datatype_enum
+    axes.attr["value"].tensor.CopyFrom(
+        tf.make_tensor_proto(np.array([1, 2], np.int32)))
+    dtype = node.attr["T"].type
+    node.op = "Mean"
+    for key in list(node.attr):
+      del node.attr[key]
+    node.attr["T"].type = dtype
+    node.attr["Tidx"].type = tf.int32.as_datatype_enum
+    node.attr["keep_dims"].b = True
+    inputs = list(node.input)
+    del node.input[:]
+    node.input.extend([inputs[0], axes.name] + inputs[1:])  # controls last
+    rewritten += 1
+  return rewritten
+
+
 @dataclasses.dataclass
 class _Module:
   """A module to convert: a function of images for the converter and
@@ -286,6 +329,8 @@ def _tf1_converter(module, model_type, batch):
   frozen, input_name, output_name = frozen_inference_graph(
       module.directory, module.height, module.width, _batch_dim(batch))
   notes = {}
+  if model_type == INT8:
+    global_average_pools_as_means(frozen)
   if model_type == INT8 and module.quantops:
     notes = {"weights_requantized_symmetric":
                  symmetric_weight_ranges(frozen),

@@ -38,11 +38,14 @@ _TYPE_NAMES = {code: name.lower()
                if not name.startswith("_")}
 
 
-def interpreter(model, num_threads=None):
-  """An interpreter of `model` (a path or the model's bytes)."""
+def interpreter(model, num_threads=None, **options):
+  """An interpreter of `model` (a path or the model's bytes); `options` go
+  to the Interpreter (e.g. experimental_preserve_all_tensors=True)."""
   if isinstance(model, (bytes, bytearray)):
-    return _INTERPRETER(model_content=bytes(model), num_threads=num_threads)
-  return _INTERPRETER(model_path=str(model), num_threads=num_threads)
+    return _INTERPRETER(model_content=bytes(model), num_threads=num_threads,
+                        **options)
+  return _INTERPRETER(model_path=str(model), num_threads=num_threads,
+                      **options)
 
 
 def quantize_input(details, images):
@@ -106,6 +109,56 @@ def operators(model):
     result.append((name, [type_of(i) for i in op.inputs if i >= 0],
                    [type_of(i) for i in op.outputs]))
   return result
+
+
+def delegation(model, num_threads=None):
+  """How the runtime's default delegate (XNNPACK on CPU) takes the model
+  (path or bytes): {"ops": number of ops, "partitions": number of delegate
+  nodes, "undelegated": [(index, op name)] of the ops left to the builtin
+  kernels}. An op is delegated when it lies between a delegate node's
+  inputs and outputs."""
+  count = len(_model(model).subgraphs[0].operators)
+  model_interpreter = interpreter(model, num_threads)
+  model_interpreter.allocate_tensors()
+  nodes = model_interpreter._get_ops_details()  # pylint: disable=protected-access
+  producer = {int(t): i for i, node in enumerate(nodes[:count])
+              for t in node["outputs"]}
+  delegated = set()
+  delegates = [node for node in nodes[count:] if node["op_name"] == "DELEGATE"]
+  for node in delegates:
+    boundary = {int(t) for t in node["inputs"]}
+    pending = [int(t) for t in node["outputs"]]
+    while pending:
+      index = producer.get(pending.pop())
+      if index is None or index in delegated:
+        continue
+      delegated.add(index)
+      pending.extend(int(t) for t in nodes[index]["inputs"]
+                     if t >= 0 and int(t) not in boundary)
+  return {"ops": count, "partitions": len(delegates),
+          "undelegated": [(i, nodes[i]["op_name"]) for i in range(count)
+                          if i not in delegated]}
+
+
+def single_op_model(model, index):
+  """The model (bytes) of the main subgraph's op `index` alone: its
+  non-constant inputs are the inputs, its outputs the outputs, the batch
+  fixed at the model's. For timing one op as the runtime runs it."""
+  parsed = _model(model)
+  parsed.metadata = None
+  parsed.signatureDefs = None
+  graph = parsed.subgraphs[0]
+  op = graph.operators[index]
+  constant = lambda t: (graph.tensors[t].buffer > 0 and parsed.buffers[
+      graph.tensors[t].buffer].data is not None and len(
+          parsed.buffers[graph.tensors[t].buffer].data))
+  graph.operators = [op]
+  graph.inputs = np.array([t for t in op.inputs if t >= 0 and not constant(t)],
+                          np.int32)
+  graph.outputs = np.array(list(op.outputs), np.int32)
+  for tensor in graph.inputs:
+    graph.tensors[tensor].shapeSignature = None
+  return bytes(_flatbuffers.convert_object_to_bytearray(parsed))
 
 
 def with_metadata(model, entries):

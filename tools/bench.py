@@ -24,6 +24,12 @@ baseline, as the median of --repeats runs (min and max shown):
    and int8 (synthetic calibration) models of the v5 module and, where the
    net has a quantops module, its uint8 model, interleaved, with the file
    sizes. Target: int8 >= 2x float at batch 1 for the mobilenets.
+   tflite_ops: why int8 gains what it gains. Per op of the batch-1 float and
+   int8 models, the CPU time of that op alone (a one-op model cut from the
+   model, on LiteRT with its XNNPACK delegate, 1 thread), float and int8
+   interleaved, median of --repeats rounds; and whether every op of each
+   model is delegated to XNNPACK. CPU time (process_time), not wall time:
+   on a loaded machine it stays near what the op costs.
 6. regenerate: modules/hour of slimhub-regenerate per family on a stratified
    sample (--regenerate_nets, one small stem per family; feature_vector at
    versions 1/3/5) with --engine=local and --engine=beam at 2 workers, against
@@ -62,8 +68,8 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_NETS = ("mobilenet_v2_100_224", "inception_v3", "pnasnet_large")
-PARTS = ("inference", "peer", "export", "size", "tflite", "regenerate",
-         "consumers")
+PARTS = ("inference", "peer", "export", "size", "tflite", "tflite_ops",
+         "regenerate", "consumers")
 TFLITE_THREADS = 2
 TFLITE_BATCHES = (1, 8)
 REGENERATE_NETS = ("mobilenet_v1_025_128", "mobilenet_v2_035_96",
@@ -514,6 +520,74 @@ def bench_tflite(workspace, net, repeats):
   return rows
 
 
+def _cpu_seconds_per_call(variants, repeats, min_seconds=0.05):
+  """{name: median/min/max CPU seconds per `run()`}, interleaved rounds."""
+  iterations = {name: _calibrated_iterations(run, min_seconds)
+                for name, run in variants.items()}
+  seconds = {name: [] for name in variants}
+  for _ in range(repeats):
+    for name, run in variants.items():
+      start = time.process_time()
+      for _ in range(iterations[name]):
+        run()
+      seconds[name].append((time.process_time() - start) / iterations[name])
+  return {name: _stats(values) for name, values in seconds.items()}
+
+
+def _op_runner(model):
+  """(run(), input shape, output shape) of a one-op model on LiteRT, 1
+  thread, its inputs random."""
+  from slimhub import tflite_runtime  # pylint: disable=g-import-not-at-top
+  interpreter = tflite_runtime.interpreter(model, num_threads=1)
+  interpreter.allocate_tensors()
+  generator = np.random.default_rng(0)
+  inputs = interpreter.get_input_details()
+  for details in inputs:
+    if details["dtype"] == np.float32:
+      value = generator.uniform(0, 1, details["shape"])
+    else:
+      value = generator.integers(-128, 128, details["shape"])
+    interpreter.set_tensor(details["index"], value.astype(details["dtype"]))
+  output = interpreter.get_output_details()[0]
+  return (interpreter.invoke,
+          [int(d) for d in inputs[0]["shape"]] if inputs else [],
+          [int(d) for d in output["shape"]])
+
+
+def bench_tflite_ops(workspace, net, repeats):
+  """Rows of the per-op CPU time of the batch-1 float and int8 models (see
+  the module docstring), one per op, and one of each whole model."""
+  from slimhub import tflite_runtime  # pylint: disable=g-import-not-at-top
+  paths = _tflite_models(workspace, net)
+  models = {kind: paths[kind, 1] for kind in ("float", "int8")}
+  ops = {kind: tflite_runtime.operators(path) for kind, path in models.items()}
+  delegation = {kind: tflite_runtime.delegation(path, 1)
+                for kind, path in models.items()}
+  wholes = {kind: _op_runner(path)[0] for kind, path in models.items()}
+  whole = _cpu_seconds_per_call(wholes, repeats, min_seconds=0.5)
+  rows = [{"part": "tflite_ops", "net": net, "index": "all",
+           "op": f"whole model ({len(ops['float'])} / {len(ops['int8'])} ops)",
+           "input": "", "output": "",
+           "delegation": delegation, "float_cpu_s": whole["float"],
+           "int8_cpu_s": whole["int8"],
+           "speedup": whole["float"]["median"] / whole["int8"]["median"]}]
+  if [op[0] for op in ops["float"]] != [op[0] for op in ops["int8"]]:
+    return rows  # not op for op (e.g. a float-io int8 model)
+  for index, op in enumerate(ops["float"]):
+    runners = {kind: _op_runner(tflite_runtime.single_op_model(path, index))
+               for kind, path in models.items()}
+    seconds = _cpu_seconds_per_call(
+        {kind: runner[0] for kind, runner in runners.items()}, repeats)
+    rows.append({"part": "tflite_ops", "net": net, "index": index,
+                 "op": op[0], "input": runners["float"][1],
+                 "output": runners["float"][2],
+                 "float_cpu_s": seconds["float"],
+                 "int8_cpu_s": seconds["int8"],
+                 "speedup": (seconds["float"]["median"]
+                             / seconds["int8"]["median"])})
+  return rows
+
+
 # One consumer's fine-tuning steps/s, run by bench_consumers in a fresh
 # process: argv = consumer, module, batch, image size, steps. The hub 0.15
 # side runs in its own venv, so the script imports slimhub only when it
@@ -665,6 +739,18 @@ def markdown(rows):
                  f"{r['speedup_over_float']:.2f}x | {r['bytes']:,} | "
                  f"{r['size_of_float']:.2f} |"))
   out += _table(
+      rows, ("tflite_ops",),
+      "| net | op | input → output | float µs (CPU, 1 thread) | int8 µs | "
+      "int8 speed-up | undelegated ops (float / int8) |",
+      lambda r: (f"| {r['net']} | {r['index']} {r['op']} | "
+                 f"{r['input']} → {r['output']} | "
+                 f"{r['float_cpu_s']['median'] * 1e6:.0f} | "
+                 f"{r['int8_cpu_s']['median'] * 1e6:.0f} | "
+                 f"{r['speedup']:.2f}x | "
+                 + (" / ".join(str(len(r['delegation'][k]['undelegated']))
+                               for k in ("float", "int8"))
+                    if "delegation" in r else "") + " |"))
+  out += _table(
       rows, ("consumers",),
       "| net | batch | module | consumer steps/s [min–max] | "
       "reference steps/s [min–max] | ratio (median of rounds) | target |",
@@ -723,6 +809,8 @@ def main():
       rows += bench_size(workspace, net)
     if "tflite" in parts:
       rows += bench_tflite(workspace, net, args.repeats)
+    if "tflite_ops" in parts:
+      rows += bench_tflite_ops(workspace, net, args.repeats)
   if "consumers" in parts:
     for net in args.consumer_nets.split(","):
       rows += bench_consumers(workspace, net, args.consumer_rounds,
