@@ -25,6 +25,8 @@ MOVED = {
     "slimhub.net_graph": "slimhub.reference.net_graph",
     "slimhub.deterministic": "slimhub.reference.deterministic",
     "slimhub.quant_calibration": "slimhub.reference.quant_calibration",
+    "slimhub.tflite_runtime": "slimhub.tflite.runtime",
+    "slimhub.tflite_calibration": "slimhub.tflite.calibration",
 }
 
 

@@ -27,7 +27,7 @@ from slimhub.formats import image_size
 from slimhub.reference import quant_calibration
 from slimhub import slim_nets
 from slimhub import tflite
-from slimhub import tflite_runtime
+from slimhub.tflite import runtime as tflite_runtime
 from slimhub.reference import untrained as make_checkpoint
 from slimhub.formats import tf1_hub
 from slimhub.verify import verifier

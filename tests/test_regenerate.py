@@ -798,7 +798,7 @@ def test_tflite_models_beside_the_modules(tmp_path):
   them by typed models, and a run without --tflite removes them: neither
   exports a module again."""
   import test_tflite  # pylint: disable=g-import-not-at-top
-  from slimhub import tflite_runtime  # pylint: disable=g-import-not-at-top
+  from slimhub.tflite import runtime as tflite_runtime  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   checkpoints = tmp_path / "checkpoints"
   for net in ("mobilenet_v1_025_128/quantops", "mobilenet_v1_025_128"):

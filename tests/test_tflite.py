@@ -18,8 +18,8 @@ import conftest
 import reference_data
 from slimhub import catalog
 from slimhub import tflite
-from slimhub import tflite_calibration
-from slimhub import tflite_runtime
+from slimhub.tflite import calibration as tflite_calibration
+from slimhub.tflite import runtime as tflite_runtime
 from slimhub.reference import untrained as make_checkpoint
 
 BIN = os.path.dirname(sys.executable)

@@ -449,7 +449,7 @@ def regenerate_markdown(result):
 def _tflite_runner(path, batch, size):
   """A run() of one LiteRT invocation of the model at `path` on a batch of
   images in [0, 1] (quantized as its input wants)."""
-  from slimhub import tflite_runtime  # pylint: disable=g-import-not-at-top
+  from slimhub.tflite import runtime as tflite_runtime  # pylint: disable=g-import-not-at-top
   interpreter = tflite_runtime.interpreter(path, num_threads=TFLITE_THREADS)
   details = interpreter.get_input_details()[0]
   shape = [batch, size, size, 3]
@@ -537,7 +537,7 @@ def _cpu_seconds_per_call(variants, repeats, min_seconds=0.05):
 def _op_runner(model):
   """(run(), input shape, output shape) of a one-op model on LiteRT, 1
   thread, its inputs random."""
-  from slimhub import tflite_runtime  # pylint: disable=g-import-not-at-top
+  from slimhub.tflite import runtime as tflite_runtime  # pylint: disable=g-import-not-at-top
   interpreter = tflite_runtime.interpreter(model, num_threads=1)
   interpreter.allocate_tensors()
   generator = np.random.default_rng(0)
@@ -557,7 +557,7 @@ def _op_runner(model):
 def bench_tflite_ops(workspace, net, repeats):
   """Rows of the per-op CPU time of the batch-1 float and int8 models (see
   the module docstring), one per op, and one of each whole model."""
-  from slimhub import tflite_runtime  # pylint: disable=g-import-not-at-top
+  from slimhub.tflite import runtime as tflite_runtime  # pylint: disable=g-import-not-at-top
   paths = _tflite_models(workspace, net)
   models = {kind: paths[kind, 1] for kind in ("float", "int8")}
   ops = {kind: tflite_runtime.operators(path) for kind, path in models.items()}

@@ -219,7 +219,7 @@ def calibration_input(directory=None, synthetic=False, count=100):
   if synthetic:
     return {"synthetic": True, "count": count}
   import hashlib  # pylint: disable=g-import-not-at-top
-  from slimhub import tflite_calibration  # pylint: disable=g-import-not-at-top
+  from slimhub.tflite import calibration as tflite_calibration  # pylint: disable=g-import-not-at-top
   digest = hashlib.sha256()
   try:
     names = sorted(os.listdir(directory))

@@ -40,14 +40,14 @@ import os
 import numpy as np
 
 from slimhub.formats import image_size
-from slimhub import tflite_runtime
+from slimhub.tflite import runtime as tflite_runtime
 from slimhub.formats import atomic
 from slimhub.formats import hub_protos
 from slimhub.formats import tf1_hub
-from slimhub.tflite_calibration import Calibration  # pylint: disable=unused-import
-from slimhub.tflite_calibration import CalibrationError
-from slimhub.tflite_calibration import SYNTHETIC_WARNING
-from slimhub.tflite_calibration import held_out_images
+from slimhub.tflite.calibration import Calibration  # pylint: disable=unused-import
+from slimhub.tflite.calibration import CalibrationError
+from slimhub.tflite.calibration import SYNTHETIC_WARNING
+from slimhub.tflite.calibration import held_out_images
 
 FLOAT, UINT8, INT8 = "float", "uint8", "int8"
 TYPES = (FLOAT, UINT8, INT8)
