@@ -115,3 +115,12 @@ def test_old_paths_are_the_moved_modules(old, new):
   assert any(issubclass(w.category, FutureWarning) and new in str(w.message)
              for w in caught)
   assert os.path.exists(PACKAGE.parent / (new.replace(".", "/") + ".py"))
+
+
+def test_every_package_directory_has_an_init():
+  """A directory of modules without __init__.py would import here as a
+  namespace package but be left out of an installed wheel."""
+  missing = sorted(str(d.relative_to(PACKAGE)) for d in PACKAGE.rglob("*")
+                   if d.is_dir() and d.name != "__pycache__"
+                   and any(d.glob("*.py")) and not (d / "__init__.py").exists())
+  assert not missing
