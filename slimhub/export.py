@@ -38,6 +38,16 @@ class ExportError(ValueError):
   """An export that cannot proceed; the message names the problem."""
 
 
+class OtherNetError(ExportError):
+  """The checkpoint belongs to catalogue net `net` (quantops or not); the
+  message's last words name it as export_module's `net`."""
+
+  def __init__(self, problem, net):
+    super().__init__(f"{problem}; export it as net {net!r}")
+    self.problem = problem
+    self.net = net
+
+
 @dataclasses.dataclass(frozen=True)
 class ExportResult:
   export_dir: str
@@ -149,13 +159,14 @@ def _check_quantization(entry, prefix, shapes):
         f"{entry.tarball_url} (at {entry.checkpoint} in a checkpoint "
         "directory)")
   if not entry.quantized and quant_ranges:
-    quantops = f"{entry.name}/quantops"
-    hint = (f"; export it as net {quantops!r}" if quantops in
-            {e.name for e in catalog.ENTRIES} else "")
-    raise ExportError(
+    problem = (
         f"Checkpoint {prefix} is a quantization-aware (quant) checkpoint "
         f"({quant_ranges} weights_quant/act_quant range variables), but "
-        f"{entry.name} is a float module{hint}")
+        f"{entry.name} is a float module")
+    quantops = f"{entry.name}/quantops"
+    if quantops in {e.name for e in catalog.ENTRIES}:
+      raise OtherNetError(problem, quantops)
+    raise ExportError(problem)
 
 
 def identify_weights(entry, prefix, checkpoint_source=provenance.AUTO,

@@ -19,6 +19,7 @@ import reference_data
 from slimhub import catalog
 from slimhub import tflite
 from slimhub.tflite import calibration as tflite_calibration
+from slimhub.tflite import conversion as tflite_conversion
 from slimhub.tflite import runtime as tflite_runtime
 from slimhub.reference import untrained as make_checkpoint
 
@@ -205,7 +206,7 @@ def test_global_average_pools_become_means():
   graph_def = graph.as_graph_def()
   value = np.random.default_rng(0).uniform(size=(2, 4, 4, 8)).astype(
       np.float32)
-  run = lambda g: tflite._graph_function(g, "images", "output")(
+  run = lambda g: tflite_conversion._graph_function(g, "images", "output")(
       tf.constant(value)).numpy()
   before = run(graph_def)
   assert tflite.global_average_pools_as_means(graph_def) == 1

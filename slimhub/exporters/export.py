@@ -82,6 +82,9 @@ def main(argv):
         use_ema=_USE_EMA.value, preprocessing_kind=_PREPROCESSING.value,
         checkpoint_source=_CHECKPOINT_SOURCE.value,
         training_note=_TRAINING_NOTE.value, log=print)
+  except export_lib.OtherNetError as error:
+    common.fail("slimhub-export", f"{error.problem}; export it as "
+                f"--net={error.net}")
   except export_lib.ExportError as error:
     common.fail("slimhub-export", error)
 
