@@ -127,9 +127,11 @@ def _serve(verbose):
 
 
 class WorkerProcess:
-  """A worker process and the task it builds, seen from its parent."""
+  """A worker process and the task it builds, seen from its parent; one of
+  `workers` on this machine, showing TensorFlow's lines if `verbose`
+  (environment_of_workers)."""
 
-  def __init__(self, work_dir, environment=None, verbose=False):
+  def __init__(self, work_dir, workers=1, verbose=False):
     os.makedirs(work_dir, exist_ok=True)
     self.log_path = os.path.join(work_dir, "worker.log")
     self.task = None
@@ -142,7 +144,7 @@ class WorkerProcess:
           + ["--verbose"] * verbose,
           stdin=subprocess.PIPE, stdout=log_file,
           stderr=None if verbose else subprocess.STDOUT,
-          env=environment or environment_of_workers(verbose=verbose),
+          env=environment_of_workers(workers, verbose),
           text=True)
 
   @property

@@ -128,10 +128,8 @@ class BuildModules(beam.DoFn):
   def _build(self, task):
     """The worker's result for `task`; None if the stop file said "now"."""
     if self.worker is None or not self.worker.alive:
-      self.worker = worker_lib.WorkerProcess(
-          self.scratch,
-          worker_lib.environment_of_workers(self.workers_here, self.verbose),
-          self.verbose)
+      self.worker = worker_lib.WorkerProcess(self.scratch, self.workers_here,
+                                             self.verbose)
     self.worker.submit(task)
     looked = time.time()
     while True:

@@ -28,10 +28,8 @@ def run(jobs, options, manifest, work_dir, log=print, pipeline_args=(),
         "Pipeline options are for --engine=beam, not "
         f"{' '.join(pipeline_args)}")
   stop = stop or shared.Stop(log)
-  environment = worker_lib.environment_of_workers(options.jobs,
-                                                 options.verbose)
   start = lambda index: worker_lib.WorkerProcess(
-      os.path.join(work_dir, f"worker-{index}"), environment, options.verbose)
+      os.path.join(work_dir, f"worker-{index}"), options.jobs, options.verbose)
   workers = [start(index) for index in range(min(options.jobs, len(jobs)))]
   progress = shared.Progress(len(jobs), len(workers), log)
   pending, outcomes, running = list(jobs), [], {}
