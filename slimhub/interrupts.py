@@ -28,7 +28,23 @@ class Interrupted(KeyboardInterrupt):
     return f"interrupted by {name}" + (f"; {self.note}" if self.note else "")
 
 
+_received = []
+
+
 def raise_interrupted(signum, frame):
-  """A signal handler: raises Interrupted(signum)."""
+  """A signal handler: notes the signal and raises Interrupted(signum)."""
   del frame
+  _received.append(signum)
   raise Interrupted(signum)
+
+
+def received():
+  """The first signal raise_interrupted handled in this process, or None.
+
+  The Interrupted may not reach the binary as itself: when the signal lands
+  while TensorFlow's C++ raises an error, pybind11 turns it into a
+  RuntimeError ("MISMATCH of original and normalized active exception
+  types"), which a library may then word as its own error. The binaries
+  ask this, not the exception's type, whether a signal ended the work.
+  """
+  return _received[0] if _received else None

@@ -261,3 +261,38 @@ def test_answers_without_importing_tensorflow(binary, args, status):
   assert "tensorflow" not in imported
   if status:
     assert "Unknown catalogue net 'mobilenet_v1_025_12'" in result.stderr
+
+
+# A binary whose work turns the SIGINT it receives into another error, as
+# pybind11 does when the signal lands while TensorFlow's C++ raises one
+# ("MISMATCH of original and normalized active exception types"), and then
+# either lets that error out or words it as its own (common.fail).
+_SWALLOWING_BINARY = '''"""slimhub-swallow: test binary."""
+import os, signal, sys, time
+from slimhub.exporters import common
+
+def main(argv):
+  try:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(5)
+  except KeyboardInterrupt as interrupted:
+    error = RuntimeError(f"REPLACED BY {type(interrupted).__name__}")
+  if sys.argv[1] == "fail":
+    common.fail("slimhub-swallow", error)
+  raise error
+
+if __name__ == "__main__":
+  common.run(main)
+'''
+
+
+@pytest.mark.parametrize("how", ["raise", "fail"])
+def test_a_signal_turned_into_another_error_still_ends_with_one_line(
+    tmp_path, how):
+  script = tmp_path / "swallow.py"
+  script.write_text(_SWALLOWING_BINARY)
+  result = subprocess.run([sys.executable, str(script), how],
+                          capture_output=True, text=True, check=False,
+                          timeout=120)
+  assert result.returncode == 130, result.stderr
+  assert result.stderr == "slimhub-swallow: interrupted by SIGINT\n"

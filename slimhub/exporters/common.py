@@ -52,7 +52,12 @@ def quiet_tensorflow():
 
 
 def fail(program, message):
-  """Prints `message` as the program's error and exits with status 1."""
+  """Prints `message` as the program's error and exits with status 1; after
+  a signal, raises the interrupt instead (the error is then its doing:
+  interrupts.received)."""
+  signum = interrupts.received()
+  if signum is not None:
+    raise interrupts.Interrupted(signum)
   print(f"{program}: error: {message}", file=sys.stderr)
   sys.exit(1)
 
@@ -133,16 +138,24 @@ def run(main, known_only=False):
     finally:
       sys.stdout.flush()  # here, where a closed pipe can still be caught
 
+  def end_interrupted(interrupted):
+    for signum in _STOP_SIGNALS:
+      signal.signal(signum, signal.SIG_IGN)  # the work is cleaned up
+    print(f"{_program(main.__module__)}: {interrupted}", file=sys.stderr)
+    sys.exit(interrupted.exit_status)
+
   _handle_signals(interrupts.raise_interrupted,
                   (_end_now, signal.default_int_handler, signal.SIG_DFL))
   try:
     app.run(main_flushing_stdout, flags_parser=parse_flags)
   except interrupts.Interrupted as interrupted:
-    for signum in _STOP_SIGNALS:
-      signal.signal(signum, signal.SIG_IGN)  # the work is cleaned up
-    print(f"{_program(main.__module__)}: {interrupted}", file=sys.stderr)
-    sys.exit(interrupted.exit_status)
+    end_interrupted(interrupted)
   except BrokenPipeError:
     # Python would report the unwritten rest of stdout when exiting.
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.exit(CLOSED_PIPE_STATUS)
+  except Exception:  # pylint: disable=broad-except
+    if interrupts.received() is None:
+      raise
+    # An Interrupted that a library turned into another error.
+    end_interrupted(interrupts.Interrupted(interrupts.received()))
