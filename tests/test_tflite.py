@@ -36,11 +36,11 @@ INT8_BOUND = {"mobilenet_v1": 0.06, "mobilenet_v2": 0.35, "mobilenet_v3": 0.15,
               "quantops": 0.11}
 # Op types that LiteRT 2.3's XNNPACK leaves to the builtin kernels in the
 # int8 models of the slow nets (measured; docs/tflite.md): no int8
-# HARD_SWISH; the 1x1/2 MAX_POOL_2D of resnet_v2's shortcuts and 6 ADDs;
+# HARD_SWISH; 6 of resnet_v2's ADDs;
 # NASNet's 3x3 average pools and some RELU, STRIDED_SLICE, CONCATENATION
 # and ADD of its cells. Every other int8 model is one XNNPACK partition.
 UNDELEGATED = {"mobilenet_v3": ("HARD_SWISH",),
-               "resnet": ("ADD", "MAX_POOL_2D"),
+               "resnet": ("ADD",),
                "nasnet": ("AVERAGE_POOL_2D", "RELU", "STRIDED_SLICE",
                           "CONCATENATION", "ADD")}
 FLOAT_NETS = [
@@ -193,26 +193,65 @@ def test_delegation_names_the_ops_xnnpack_declines():
       "ops": 3, "partitions": 2, "undelegated": [(1, "CUMSUM")]}
 
 
+def _frozen_graph(build, shape):
+  """(GraphDef of output = build(images), run(graph_def) on random images)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  graph = tf.Graph()
+  with graph.as_default():
+    images = tf.compat.v1.placeholder(tf.float32, [None] + shape[1:],
+                                      "images")
+    tf.identity(build(images), name="output")
+  value = np.random.default_rng(0).uniform(size=shape).astype(np.float32)
+  run = lambda g: tflite_conversion._graph_function(g, "images", "output")(
+      tf.constant(value)).numpy()
+  return graph.as_graph_def(), run
+
+
+def _op_types(graph_def):
+  return sorted(node.op for node in graph_def.node)
+
+
 def test_global_average_pools_become_means():
   """Only whole-input VALID pools: XNNPACK takes their int8 MEAN, not an
   int8 AVERAGE_POOL_2D; a 3x3 pool stays."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  graph = tf.Graph()
-  with graph.as_default():
-    images = tf.compat.v1.placeholder(tf.float32, [None, 4, 4, 8], "images")
-    local = tf.nn.avg_pool2d(images, 3, 1, "SAME", name="Local")
-    pooled = tf.nn.avg_pool2d(local, [4, 4], 1, "VALID", name="Global")
-    tf.identity(pooled, name="output")
-  graph_def = graph.as_graph_def()
-  value = np.random.default_rng(0).uniform(size=(2, 4, 4, 8)).astype(
-      np.float32)
-  run = lambda g: tflite_conversion._graph_function(g, "images", "output")(
-      tf.constant(value)).numpy()
+  graph_def, run = _frozen_graph(
+      lambda images: tf.nn.avg_pool2d(
+          tf.nn.avg_pool2d(images, 3, 1, "SAME", name="Local"), [4, 4], 1,
+          "VALID", name="Global"), [2, 4, 4, 8])
   before = run(graph_def)
   assert tflite.global_average_pools_as_means(graph_def) == 1
-  ops = {node.name: node.op for node in graph_def.node}
-  assert ops["Global"] == "Mean" and ops["Local"] == "AvgPool"
+  ops = _op_types(graph_def)
+  assert ops.count("AvgPool") == 1 and ops.count("Mean") == 1, ops
   np.testing.assert_allclose(run(graph_def), before, rtol=1e-6)
+
+
+@pytest.mark.parametrize("size,stride,padding", [
+    (8, 2, "SAME"), (7, 2, "SAME"), (7, 2, "VALID"), (9, 3, "SAME")])
+def test_subsampling_max_pools_become_slices(size, stride, padding):
+  """resnet's 1x1 MaxPool shortcuts, which XNNPACK declines in float and
+  int8, become ops it takes, picking exactly the same values, at any
+  batch; a 3x3 pool stays."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  graph_def, run = _frozen_graph(
+      lambda images: tf.nn.max_pool2d(tf.nn.max_pool2d(
+          images, 1, stride, padding), 3, 1, "SAME"),
+      [3, size, size, 5])
+  before = run(graph_def)
+  assert tflite.subsampling_max_pools_as_slices(graph_def) == 1
+  assert _op_types(graph_def).count("MaxPool") == 1
+  np.testing.assert_array_equal(run(graph_def), before)
+  for int8 in (False, True):
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [tflite_conversion._graph_function(graph_def, "images", "output")])
+    if int8:
+      converter.optimizations = [tf.lite.Optimize.DEFAULT]
+      converter.representative_dataset = lambda: (
+          [np.full((1, size, size, 5), v, np.float32)] for v in (0.0, 1.0))
+      converter.target_spec.supported_ops = [
+          tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    model = converter.convert()
+    assert tflite_runtime.delegation(model)["undelegated"] == [], int8
 
 
 def test_single_op_model_computes_what_the_op_does_in_the_model(int8_model):

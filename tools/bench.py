@@ -23,7 +23,9 @@ baseline, as the median of --repeats runs (min and max shown):
    --repeats=3): LiteRT images/s at batch 1 and 8, 2 threads, of the float
    and int8 (synthetic calibration) models of the v5 module and, where the
    net has a quantops module, its uint8 model, interleaved, with the file
-   sizes. Target: int8 >= 2x float at batch 1 for the mobilenets.
+   sizes. Target: int8 >= 2x float at batch 1 for the mobilenets (the
+   target column); whether it can be met depends on the CPU having an int8
+   dot product, which the machine line says (docs/tflite.md).
    tflite_ops: why int8 gains what it gains. Per op of the batch-1 float and
    int8 models, the CPU time of that op alone (a one-op model cut from the
    model, on LiteRT with its XNNPACK delegate, 1 thread), float and int8
@@ -48,12 +50,15 @@ baseline, as the median of --repeats runs (min and max shown):
    TF 2.15 (--hub015_python) on the same v3 module, both at
    --consumer_batch for each of --consumer_nets. Target: ratio >= 0.95.
 
-Prints a markdown table and writes the JSON to --json_out.
+Prints the machine (CPU, vector units, int8 dot product: what the tflite
+figures hinge on) and a markdown table, and writes the JSON to --json_out,
+the machine as its first record.
 """
 
 import argparse
 import json
 import os
+import platform
 import re
 import resource
 import shutil
@@ -80,12 +85,54 @@ REGENERATE_WORKERS = 2
 # A built module's row in slimhub-regenerate's summary: key and seconds.
 _SUMMARY_BUILT = re.compile(r"^built +(\S+) +([\d.]+)s$", re.MULTILINE)
 # tf.keras.applications peers of the catalogue nets (None: no peer exists).
+# CPU flags (/proc/cpuinfo) of the vector units the figures depend on, and
+# those that give int8 multiply-adds a dot product of their own (x86 VNNI,
+# AMX; Arm's dot product and i8mm). Without one, an int8 multiply-add costs
+# about what an f32 FMA does, and int8 models gain little over float
+# (docs/tflite.md).
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "asimd")
+INT8_DOT_PRODUCT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp",
+                          "i8mm")
+INT8_TARGET = 2.0  # int8 / float images/s at batch 1, for the mobilenets
 KERAS_PEERS = {
     "mobilenet_v2_100_224": "MobileNetV2", "inception_v3": "InceptionV3",
     "resnet_v2_50": "ResNet50V2", "nasnet_large": "NASNetLarge",
     "nasnet_mobile": "NASNetMobile", "inception_resnet_v2": "InceptionResNetV2",
     "mobilenet_v1_100_224": "MobileNet", "vgg_16": "VGG16",
 }
+
+
+def machine():
+  """The machine the figures are measured on: CPU, cores, vector units and
+  int8 dot products (the first processor of /proc/cpuinfo)."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      first = f.read().split("\n\n")[0]
+  except OSError:
+    first = ""
+  fields = {}
+  for line in first.splitlines():
+    key, _, value = line.partition(":")
+    fields.setdefault(key.strip(), value.strip())
+  flags = set((fields.get("flags") or fields.get("Features") or "").split())
+  return {"part": "machine",
+          "cpu": fields.get("model name") or platform.processor()
+                 or platform.machine(),
+          "family": fields.get("cpu family", ""),
+          "model": fields.get("model", ""),
+          "cores": os.cpu_count(),
+          "simd": [f for f in SIMD_FLAGS if f in flags],
+          "int8_dot_product": [f for f in INT8_DOT_PRODUCT_FLAGS if f in flags]}
+
+
+def machine_line(record):
+  """One line naming the machine, for the top of the report."""
+  family = (f" (family {record['family']}, model {record['model']})"
+            if record["family"] else "")
+  return (f"Machine: {record['cpu']}{family}, {record['cores']} cores; "
+          f"SIMD: {' '.join(record['simd']) or 'none listed'}; "
+          "int8 dot product: "
+          + (" ".join(record["int8_dot_product"]) or "none"))
 
 
 def _stats(values):
@@ -512,11 +559,16 @@ def bench_tflite(workspace, net, repeats):
     base_bytes = os.path.getsize(paths["float", batch])
     for model_type, result in results.items():
       model_bytes = os.path.getsize(paths[model_type, batch])
+      speedup = result["median"] / base
+      target = ""
+      if model_type == "int8" and batch == 1 and net.startswith("mobilenet"):
+        target = (f">= {INT8_TARGET:.1f}x: "
+                  + ("met" if speedup >= INT8_TARGET else "missed"))
       rows.append({"part": "tflite", "net": net, "batch": batch,
                    "variant": model_type, "images_per_s": result,
                    "bytes": model_bytes,
                    "size_of_float": model_bytes / base_bytes,
-                   "speedup_over_float": result["median"] / base})
+                   "speedup_over_float": speedup, "target": target})
   return rows
 
 
@@ -733,11 +785,11 @@ def markdown(rows):
   out += _table(
       rows, ("tflite",),
       "| net | batch | LiteRT model | images/s median [min–max] | "
-      "speed-up over float | bytes | size of float |",
+      "speed-up over float | bytes | size of float | target |",
       lambda r: (f"| {r['net']} | {r['batch']} | {r['variant']} | "
                  f"{_fmt_stats(r['images_per_s'])} | "
                  f"{r['speedup_over_float']:.2f}x | {r['bytes']:,} | "
-                 f"{r['size_of_float']:.2f} |"))
+                 f"{r['size_of_float']:.2f} | {r['target']} |"))
   out += _table(
       rows, ("tflite_ops",),
       "| net | op | input → output | float µs (CPU, 1 thread) | int8 µs | "
@@ -797,7 +849,8 @@ def main():
   quiet.import_tensorflow_quietly()  # before TensorFlow's first import
   quiet.quiet_tensorflow()
   workspace = Workspace(args.work_dir)
-  rows = []
+  rows = [machine()]
+  print(machine_line(rows[0]), flush=True)
   for net in args.nets.split(","):
     if "inference" in parts or "peer" in parts:
       rows += [r for r in bench_inference(workspace, net, args.repeats,
@@ -822,8 +875,9 @@ def main():
                                   args.regenerate_rounds)
     print(regenerate_markdown(regenerate))
     rows.append({"part": "regenerate", **regenerate})
-  if rows and any(r["part"] != "regenerate" for r in rows):
-    print(markdown([r for r in rows if r["part"] != "regenerate"]))
+  tables = [r for r in rows if r["part"] not in ("machine", "regenerate")]
+  if tables:
+    print(markdown(tables))
   if args.json_out:
     with open(args.json_out, "w") as f:
       json.dump(rows, f, indent=2)

@@ -1,5 +1,6 @@
-"""TFLite models of image modules: conversion (conversion.py), the LiteRT runtime
-and TFLite metadata (runtime.py), calibration images for int8 (calibration.py).
+"""TFLite models of image modules: conversion (conversion.py; rewrites.py keeps
+the graph inside LiteRT's XNNPACK delegate), the LiteRT runtime and TFLite
+metadata (runtime.py), calibration images for int8 (calibration.py).
 
     from slimhub import tflite
     info = tflite.convert("out/fv5", "fv5.int8.tflite", model_type=tflite.INT8,
@@ -30,6 +31,7 @@ from slimhub.tflite.conversion import UINT8
 from slimhub.tflite.conversion import convert
 from slimhub.tflite.conversion import deviation
 from slimhub.tflite.conversion import frozen_inference_graph
-from slimhub.tflite.conversion import global_average_pools_as_means
 from slimhub.tflite.conversion import quantize_input_images
 from slimhub.tflite.conversion import symmetric_weight_ranges
+from slimhub.tflite.rewrites import global_average_pools_as_means
+from slimhub.tflite.rewrites import subsampling_max_pools_as_slices

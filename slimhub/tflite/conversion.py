@@ -40,6 +40,7 @@ import os
 import numpy as np
 
 from slimhub.formats import image_size
+from slimhub.tflite import rewrites
 from slimhub.tflite import runtime as tflite_runtime
 from slimhub.formats import atomic
 from slimhub.formats import hub_protos
@@ -242,49 +243,6 @@ def quantize_input_images(graph_def, input_name):
           other.input[index] = node.name
 
 
-def global_average_pools_as_means(graph_def):
-  """Rewrites, in place, every AvgPool of a frozen graph whose window covers
-  its whole input (VALID, kernel = height x width: a global average pool)
-  as the Mean over height and width it computes; the number rewritten.
-
-  The int8 AVERAGE_POOL_2D is not an op LiteRT's XNNPACK delegate takes: it
-  would run on the builtin kernels between two delegate partitions. Its
-  int8 MEAN is (docs/tflite.md, issue #21).
-  """
-  tf = _tf()
-  graph = tf.Graph()
-  with graph.as_default():
-    tf.graph_util.import_graph_def(graph_def, name="")
-  rewritten = 0
-  for node in list(graph_def.node):
-    if node.op != "AvgPool" or node.attr["padding"].s != b"VALID":
-      continue
-    shape = graph.get_tensor_by_name(f"{node.name}:0").op.inputs[0].shape
-    window = list(node.attr["ksize"].list.i)
-    if (shape.rank != 4 or None in shape.as_list()[1:3]
-        or window != [1] + shape.as_list()[1:3] + [1]
-        or node.attr["data_format"].s not in (b"", b"NHWC")):
-      continue
-    axes = graph_def.node.add()
-    axes.name = f"{node.name}/mean_axes"
-    axes.op = "Const"
-    axes.attr["dtype"].type = tf.int32.as_datatype_enum
-    axes.attr["value"].tensor.CopyFrom(
-        tf.make_tensor_proto(np.array([1, 2], np.int32)))
-    dtype = node.attr["T"].type
-    node.op = "Mean"
-    for key in list(node.attr):
-      del node.attr[key]
-    node.attr["T"].type = dtype
-    node.attr["Tidx"].type = tf.int32.as_datatype_enum
-    node.attr["keep_dims"].b = True
-    inputs = list(node.input)
-    del node.input[:]
-    node.input.extend([inputs[0], axes.name] + inputs[1:])  # controls last
-    rewritten += 1
-  return rewritten
-
-
 @dataclasses.dataclass
 class _Module:
   """A module to convert: a function of images for the converter and
@@ -325,19 +283,19 @@ def _tf1_converter(module, model_type, batch):
         [graph.get_tensor_by_name(f"{output_name}:0")])
     converter.inference_type = tf.uint8
     converter.quantized_input_stats = {input_name: IMAGE_INPUT_STATS}
-    return converter, {}
+    return converter, {}, {}
   frozen, input_name, output_name = frozen_inference_graph(
       module.directory, module.height, module.width, _batch_dim(batch))
   notes = {}
-  if model_type == INT8:
-    global_average_pools_as_means(frozen)
+  rewritten = rewrites.for_xnnpack(frozen)
   if model_type == INT8 and module.quantops:
     notes = {"weights_requantized_symmetric":
                  symmetric_weight_ranges(frozen),
              "activation_ranges": "the checkpoint's trained ranges"}
     quantize_input_images(frozen, input_name)
   function = _graph_function(frozen, input_name, output_name)
-  return tf.lite.TFLiteConverter.from_concrete_functions([function]), notes
+  return (tf.lite.TFLiteConverter.from_concrete_functions([function]), notes,
+          rewritten)
 
 
 def _image_size(module_dir, module):
@@ -375,13 +333,21 @@ def _load(module_dir):
 
 
 def _tf2_converter(module, batch):
+  """The converter of the module's __call__, frozen and rewritten for
+  XNNPACK, and {rewrite: count}."""
   tf = _tf()
+  from tensorflow.python.framework import convert_to_constants  # pylint: disable=g-import-not-at-top
   obj = module.saved_object
   call = tf.function(lambda images: obj(images, training=False))
-  function = call.get_concrete_function(
-      tf.TensorSpec([_batch_dim(batch), module.height, module.width, 3],
-                    tf.float32))
-  return tf.lite.TFLiteConverter.from_concrete_functions([function], obj)
+  frozen = convert_to_constants.convert_variables_to_constants_v2(
+      call.get_concrete_function(tf.TensorSpec(
+          [_batch_dim(batch), module.height, module.width, 3], tf.float32)))
+  graph_def = frozen.graph.as_graph_def()
+  rewritten = rewrites.for_xnnpack(graph_def)
+  function = _graph_function(graph_def, frozen.inputs[0].op.name,
+                             frozen.outputs[0].op.name)
+  converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
+  return converter, rewritten
 
 
 def _check_options(model_type, io_type, batch):
@@ -404,12 +370,13 @@ def _check_options(model_type, io_type, batch):
 
 
 def _convert(module, model_type, io_type, batch, calibration_images):
-  """(model bytes, conversion notes)."""
+  """(model bytes, quantops notes, {XNNPACK rewrite: count})."""
   tf = _tf()
   if tf1_hub.is_tf1_module(module.directory):
-    converter, notes = _tf1_converter(module, model_type, batch)
+    converter, notes, rewritten = _tf1_converter(module, model_type, batch)
   else:
-    converter, notes = _tf2_converter(module, batch), {}
+    notes = {}
+    converter, rewritten = _tf2_converter(module, batch)
   if model_type == INT8:
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if not module.quantops:
@@ -426,7 +393,7 @@ def _convert(module, model_type, io_type, batch, calibration_images):
     io_dtype = tf.int8 if io_type == INT8 else tf.float32
     converter.inference_input_type = io_dtype
     converter.inference_output_type = io_dtype
-  return converter.convert(), notes
+  return converter.convert(), notes, rewritten
 
 
 def _outputs(model, images, batch):
@@ -460,7 +427,7 @@ def deviation(actual, expected):
 
 
 def _metadata(module, model_type, io_type, batch, calibration, held_out,
-              notes, labels_path):
+              notes, rewritten, labels_path):
   """The model's metadata, without its deviation."""
   from slimhub import catalog  # pylint: disable=g-import-not-at-top
   import slimhub  # pylint: disable=g-import-not-at-top
@@ -500,6 +467,8 @@ def _metadata(module, model_type, io_type, batch, calibration, held_out,
   data["held_out_source"] = held_out
   if notes:
     data["quantops"] = notes
+  if rewritten:
+    data["xnnpack_rewrites"] = rewritten
   return data
 
 
@@ -578,8 +547,8 @@ def convert(module_dir, output_path, model_type=None, io_type=None, batch=1,
     raise TFLiteError(str(error)) from None
   labels = _labels(labels_path) if labels_path else None
   try:
-    model, notes = _convert(module, model_type, io_type, batch,
-                            calibration_images)
+    model, notes, rewritten = _convert(module, model_type, io_type, batch,
+                                       calibration_images)
   except TFLiteError:
     raise
   except Exception as error:  # pylint: disable=broad-except
@@ -588,7 +557,8 @@ def convert(module_dir, output_path, model_type=None, io_type=None, batch=1,
                       f"{_op_error_message(error)}") from None
   metadata = _metadata(module, model_type, io_type or
                        (UINT8 if model_type == UINT8 else FLOAT32), batch,
-                       calibration, held_out_source, notes, labels_path)
+                       calibration, held_out_source, notes, rewritten,
+                       labels_path)
   metadata["deviation"] = {"held_out": deviation(
       _outputs(model, held_out, batch), module.outputs(held_out))}
   if calibration_images is not None:
