@@ -20,6 +20,7 @@ from slimhub import catalog
 from slimhub import tflite
 from slimhub.tflite import calibration as tflite_calibration
 from slimhub.tflite import conversion as tflite_conversion
+from slimhub.tflite import rewrites as tflite_rewrites
 from slimhub.tflite import runtime as tflite_runtime
 from slimhub.reference import untrained as make_checkpoint
 
@@ -35,12 +36,11 @@ INT8_BOUND = {"mobilenet_v1": 0.06, "mobilenet_v2": 0.35, "mobilenet_v3": 0.15,
               "inception": 0.06, "resnet": 0.06, "vgg": 0.08, "nasnet": 0.08,
               "quantops": 0.11}
 # Op types that LiteRT 2.3's XNNPACK leaves to the builtin kernels in the
-# int8 models of the slow nets (measured; docs/tflite.md): no int8
-# HARD_SWISH; 6 of resnet_v2's ADDs;
-# NASNet's 3x3 average pools and some RELU, STRIDED_SLICE, CONCATENATION
-# and ADD of its cells. Every other int8 model is one XNNPACK partition.
-UNDELEGATED = {"mobilenet_v3": ("HARD_SWISH",),
-               "resnet": ("ADD",),
+# int8 models of the slow nets (measured; docs/tflite.md): 6 of resnet_v2's
+# ADDs, whose input and output scales are too far apart; NASNet's 3x3
+# average pools and some RELU, STRIDED_SLICE, CONCATENATION and ADD of its
+# cells. Every other int8 model is one XNNPACK partition.
+UNDELEGATED = {"resnet": ("ADD",),
                "nasnet": ("AVERAGE_POOL_2D", "RELU", "STRIDED_SLICE",
                           "CONCATENATION", "ADD")}
 FLOAT_NETS = [
@@ -252,6 +252,60 @@ def test_subsampling_max_pools_become_slices(size, stride, padding):
           tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     model = converter.convert()
     assert tflite_runtime.delegation(model)["undelegated"] == [], int8
+
+
+def test_hard_swishes_become_ops_xnnpack_takes_in_int8():
+  """Slim's hard swish, which the converter fuses into a HARD_SWISH that
+  XNNPACK declines in int8, becomes relu6(x + 3) * (x / 6): the same values,
+  and an int8 model that XNNPACK takes whole. A float model keeps its
+  HARD_SWISH (XNNPACK's float kernel is the fast one)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from slimhub.slim_nets import mobilenet_blocks  # pylint: disable=g-import-not-at-top
+  weights = np.random.default_rng(1).normal(0, 0.5, [1, 1, 5, 5]).astype(
+      np.float32)
+  graph_def, run = _frozen_graph(
+      lambda images: tf.nn.conv2d(mobilenet_blocks.hard_swish(
+          tf.nn.conv2d(images * 8.0 - 4.0, weights, 1, "SAME")), weights, 1,
+          "SAME"), [2, 6, 6, 5])
+  before = run(graph_def)
+  float_model = tf.lite.TFLiteConverter.from_concrete_functions(
+      [tflite_conversion._graph_function(graph_def, "images", "output")]
+  ).convert()
+  assert "HARD_SWISH" in [op[0] for op in tflite_runtime.operators(
+      float_model)]
+  assert tflite.hard_swishes_for_int8(graph_def) == 1
+  np.testing.assert_allclose(run(graph_def), before, rtol=1e-5, atol=1e-6)
+  converter = tf.lite.TFLiteConverter.from_concrete_functions(
+      [tflite_conversion._graph_function(graph_def, "images", "output")])
+  converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  converter.representative_dataset = lambda: (
+      [np.random.default_rng(i).uniform(size=(1, 6, 6, 5)).astype(
+          np.float32)] for i in range(4))
+  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+  model = converter.convert()
+  assert "HARD_SWISH" not in [op[0] for op in tflite_runtime.operators(model)]
+  assert tflite_runtime.delegation(model)["undelegated"] == []
+
+
+@pytest.mark.slow
+def test_the_hard_swish_rewrite_is_kept_only_where_it_costs_no_accuracy(
+    int8_model):
+  """On mobilenet_v3_small the rewritten hard swishes are as accurate as
+  HARD_SWISH, and the model is one XNNPACK partition; on the untrained
+  mobilenet_v3_large, whose wide activations the rewrite quantizes badly,
+  the model keeps HARD_SWISH and says why."""
+  _, small = int8_model("mobilenet_v3_small_100_224", 5, "int8")
+  assert small.metadata["xnnpack_rewrites"] == {
+      tflite_rewrites.HARD_SWISH: 19}
+  assert "HARD_SWISH" not in [op[0] for op in tflite_runtime.operators(
+      small.path)]
+  _, large = int8_model("mobilenet_v3_large_100_224", 5, "int8")
+  assert tflite_rewrites.HARD_SWISH not in large.metadata.get(
+      "xnnpack_rewrites", {})
+  assert "with HARD_SWISH" in large.metadata["xnnpack_rewrites_declined"][
+      tflite_rewrites.HARD_SWISH]
+  assert "HARD_SWISH" in [op[0] for op in tflite_runtime.operators(
+      large.path)]
 
 
 def test_single_op_model_computes_what_the_op_does_in_the_model(int8_model):

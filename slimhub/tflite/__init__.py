@@ -34,4 +34,5 @@ from slimhub.tflite.conversion import frozen_inference_graph
 from slimhub.tflite.conversion import quantize_input_images
 from slimhub.tflite.conversion import symmetric_weight_ranges
 from slimhub.tflite.rewrites import global_average_pools_as_means
+from slimhub.tflite.rewrites import hard_swishes_for_int8
 from slimhub.tflite.rewrites import subsampling_max_pools_as_slices
