@@ -11,8 +11,8 @@ Types (docs/tflite.md):
 * ``uint8``: the all-integer uint8 model toco made of a quantops module
   (``tf.compat.v1.lite.TFLiteConverter``, ``inference_type=tf.uint8``, input
   statistics for images in [0, 1]: ``real = q / 255``); the default for
-  quantops modules. Small, but not XNNPACK's fast path.
-* ``int8``: all-integer signed int8, XNNPACK's accelerated kernels. From a
+  quantops modules. Small, not fast (docs/tflite.md).
+* ``int8``: all-integer signed int8, run by XNNPACK. From a
   float module by full-integer post-training quantization (weights per
   channel, activations calibrated on `calibration` images). From a
   quantops module with the checkpoint's trained activation ranges; its
