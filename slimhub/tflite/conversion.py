@@ -405,7 +405,7 @@ HARD_SWISH_TOLERANCE = 1.10
 
 
 def _convert_for_xnnpack(module, model_type, io_type, batch,
-                         calibration_images):
+                         calibration_images, calibration_expected):
   """(model, quantops notes, {rewrite: count}, {declined rewrite: why}).
 
   For int8, the hard swish rewrite moves the gate relu6(x + 3) into an ADD
@@ -413,7 +413,8 @@ def _convert_for_xnnpack(module, model_type, io_type, batch,
   statistics. Where those are wide (the untrained mobilenet_v3_large), that
   costs accuracy that the fused HARD_SWISH kernel keeps. So the rewritten
   model is kept only if it deviates from the module on the calibration
-  images by at most HARD_SWISH_TOLERANCE times the model with HARD_SWISH.
+  images (where the module gives `calibration_expected`) by at most
+  HARD_SWISH_TOLERANCE times the model with HARD_SWISH.
   """
   names = rewrites.FOR_INT8 if model_type == INT8 else rewrites.FOR_FLOAT
   model, notes, rewritten = _convert(module, model_type, io_type, batch,
@@ -423,10 +424,10 @@ def _convert_for_xnnpack(module, model_type, io_type, batch,
   fused, _, fused_rewritten = _convert(
       module, model_type, io_type, batch, calibration_images,
       tuple(name for name in names if name != rewrites.HARD_SWISH))
-  expected = module.outputs(calibration_images)
   error, fused_error = (
       deviation(_outputs(candidate, calibration_images, batch),
-                expected)["relative_l2"] for candidate in (model, fused))
+                calibration_expected)["relative_l2"]
+      for candidate in (model, fused))
   if error <= HARD_SWISH_TOLERANCE * fused_error:
     return model, notes, rewritten, {}
   return fused, notes, fused_rewritten, {
@@ -587,9 +588,12 @@ def convert(module_dir, output_path, model_type=None, io_type=None, batch=1,
   except CalibrationError as error:
     raise TFLiteError(str(error)) from None
   labels = _labels(labels_path) if labels_path else None
+  calibration_expected = (None if calibration_images is None
+                          else module.outputs(calibration_images))
   try:
     model, notes, rewritten, declined = _convert_for_xnnpack(
-        module, model_type, io_type, batch, calibration_images)
+        module, model_type, io_type, batch, calibration_images,
+        calibration_expected)
   except TFLiteError:
     raise
   except Exception as error:  # pylint: disable=broad-except
@@ -605,7 +609,7 @@ def convert(module_dir, output_path, model_type=None, io_type=None, batch=1,
   if calibration_images is not None:
     metadata["deviation"]["calibration"] = deviation(
         _outputs(model, calibration_images, batch),
-        module.outputs(calibration_images))
+        calibration_expected)
   metadata["input"]["tensor"], metadata["output"]["tensor"] = _io_details(
       model)
   entries = {tflite_runtime.METADATA_NAME:

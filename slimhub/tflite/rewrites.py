@@ -163,50 +163,58 @@ def _splice(graph_def, node, shape, build):
   graph_def.node.extend(replacement)
 
 
-def _rewrite(graph_def, builder):
-  """Applies `builder` (node, input shape) -> build or None to every node of
-  the frozen `graph_def`, in place; the number of nodes rewritten."""
+def _rewrite(graph_def, builders):
+  """Applies `builders` ({name: (node, input shape) -> build or None}) to
+  every node of the frozen `graph_def`, in place, reading its shapes from
+  one import of it (a frozen graph holds all the weights); {name: number of
+  nodes rewritten}."""
   tf = _tf()
   graph = tf.Graph()
   with graph.as_default():
     tf.graph_util.import_graph_def(graph_def, name="")
-  rewritten = 0
+  counts = dict.fromkeys(builders, 0)
   for node in list(graph_def.node):
     inputs = graph.get_operation_by_name(node.name).inputs
     if not inputs or inputs[0].shape.rank != 4:
       continue
     shape = inputs[0].shape.as_list()
-    build = builder(node, shape)
-    if build is not None:
-      _splice(graph_def, node, shape, build)
-      rewritten += 1
-  return rewritten
-
-
-def global_average_pools_as_means(graph_def):
-  """Rewrites every global AvgPool of `graph_def` as the Mean it computes,
-  in place; the number rewritten."""
-  return _rewrite(graph_def, _global_average_pool)
-
-
-def subsampling_max_pools_as_slices(graph_def):
-  """Rewrites every 1x1 MaxPool of `graph_def` as the reshape, slice and
-  reshape that pick the same values, in place; the number rewritten."""
-  return _rewrite(graph_def, _subsampling_max_pool)
+    for name, builder in builders.items():
+      build = builder(node, shape)
+      if build is not None:
+        _splice(graph_def, node, shape, build)
+        counts[name] += 1
+        break
+  return counts
 
 
 GLOBAL_AVERAGE_POOL = "global AvgPool -> Mean"
 SUBSAMPLING_MAX_POOL = "1x1 MaxPool -> reshape, slice, reshape"
 HARD_SWISH = "hard swish -> relu6(x + 3) * (x / 6)"
-_REWRITES = {GLOBAL_AVERAGE_POOL: global_average_pools_as_means,
-             SUBSAMPLING_MAX_POOL: subsampling_max_pools_as_slices,
-             HARD_SWISH: hard_swishes_for_int8}
+_SHAPE_REWRITES = {GLOBAL_AVERAGE_POOL: _global_average_pool,
+                   SUBSAMPLING_MAX_POOL: _subsampling_max_pool}
 FOR_FLOAT = (GLOBAL_AVERAGE_POOL, SUBSAMPLING_MAX_POOL)
 FOR_INT8 = FOR_FLOAT + (HARD_SWISH,)
+
+
+def global_average_pools_as_means(graph_def):
+  """Rewrites every global AvgPool of `graph_def` as the Mean it computes,
+  in place; the number rewritten."""
+  return _rewrite(graph_def, {GLOBAL_AVERAGE_POOL: _global_average_pool})[
+      GLOBAL_AVERAGE_POOL]
+
+
+def subsampling_max_pools_as_slices(graph_def):
+  """Rewrites every 1x1 MaxPool of `graph_def` as the reshape, slice and
+  reshape that pick the same values, in place; the number rewritten."""
+  return _rewrite(graph_def, {SUBSAMPLING_MAX_POOL: _subsampling_max_pool})[
+      SUBSAMPLING_MAX_POOL]
 
 
 def for_xnnpack(graph_def, names):
   """Applies the rewrites `names` (e.g. FOR_INT8) to the frozen `graph_def`,
   in place; {name: number of nodes rewritten} of those that rewrote any."""
-  counts = {name: _REWRITES[name](graph_def) for name in names}
+  counts = _rewrite(graph_def, {name: _SHAPE_REWRITES[name] for name in names
+                                if name in _SHAPE_REWRITES})
+  if HARD_SWISH in names:
+    counts[HARD_SWISH] = hard_swishes_for_int8(graph_def)
   return {name: count for name, count in counts.items() if count}
