@@ -84,7 +84,6 @@ REGENERATE_VERSIONS = "1,3,5"
 REGENERATE_WORKERS = 2
 # A built module's row in slimhub-regenerate's summary: key and seconds.
 _SUMMARY_BUILT = re.compile(r"^built +(\S+) +([\d.]+)s$", re.MULTILINE)
-# tf.keras.applications peers of the catalogue nets (None: no peer exists).
 # CPU flags (/proc/cpuinfo) of the vector units the figures depend on, and
 # those that give int8 multiply-adds a dot product of their own (x86 VNNI,
 # AMX; Arm's dot product and i8mm). Without one, an int8 multiply-add costs
@@ -94,6 +93,7 @@ SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "asimd")
 INT8_DOT_PRODUCT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp",
                           "i8mm")
 INT8_TARGET = 2.0  # int8 / float images/s at batch 1, for the mobilenets
+# tf.keras.applications peers of the catalogue nets (None: no peer exists).
 KERAS_PEERS = {
     "mobilenet_v2_100_224": "MobileNetV2", "inception_v3": "InceptionV3",
     "resnet_v2_50": "ResNet50V2", "nasnet_large": "NASNetLarge",
